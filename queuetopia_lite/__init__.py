@@ -1,0 +1,39 @@
+"""queuetopia_lite: a persistent blocking job queue, SQLite-first.
+
+Jobs run one at a time and in order per named queue; a failing job blocks its
+queue until it succeeds or runs out of attempts; nothing is lost.
+"""
+
+from __future__ import annotations
+
+from .backend import Backend
+from .errors import (
+    DatabaseError,
+    InvalidJobError,
+    JobNotFoundError,
+    JobStateError,
+    QueuetopiaError,
+    UnknownActionError,
+)
+from .job import Job, JobState, QueueState, QueueStatus
+from .performer import Performer
+from .queuetopia import Queuetopia
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Backend",
+    "DatabaseError",
+    "InvalidJobError",
+    "Job",
+    "JobNotFoundError",
+    "JobState",
+    "JobStateError",
+    "Performer",
+    "QueueState",
+    "QueueStatus",
+    "Queuetopia",
+    "QueuetopiaError",
+    "UnknownActionError",
+    "__version__",
+]

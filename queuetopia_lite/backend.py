@@ -1,0 +1,177 @@
+"""The storage seam: what the scheduler needs from a database, in our own terms.
+
+A backend takes and returns queuetopia_lite values (never cursors). Every method
+that depends on time takes ``now`` (seconds since the epoch), so tests drive the
+clock. Every write after a claim is fenced by the claim's token.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Protocol, Sequence, Union, runtime_checkable
+
+from .job import Job, JobState, QueueStatus
+
+
+@dataclasses.dataclass(frozen=True)
+class NewJob:
+    """A validated job to insert (durations in seconds, instants as epoch seconds)."""
+
+    queue: str
+    action: str
+    params: str  # a JSON object, serialised
+    scheduled_at: float | None  # None: now
+    timeout: float | None
+    max_backoff: float
+    max_attempts: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """A job claimed by a worker: the job (attempt counted) and its lock's token."""
+
+    job: Job
+    token: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Success:
+    """The claimed job returned: mark it done and release its queue."""
+
+    claim: Claim
+
+
+@dataclasses.dataclass(frozen=True)
+class Failure:
+    """The claimed job failed: save the error and its retry time.
+
+    ``keep_lock`` holds the queue (a timed-out job whose thread still runs).
+    """
+
+    claim: Claim
+    error: str
+    next_attempt_at: float
+    keep_lock: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Release:
+    """A runaway job's thread has ended: release the queue it kept locked."""
+
+    claim: Claim
+
+
+Outcome = Union[Success, Failure, Release]
+
+BackoffFunction = Callable[[Job], float]
+
+
+@dataclasses.dataclass
+class StepResult:
+    """What one scheduling step did.
+
+    Attributes:
+        claimed: heads claimed for this worker, oldest-waiting queue first.
+        failed: jobs whose failure was saved (for ``handle_failed_job``), including
+            attempts lost with an expired lease.
+        rejected: outcomes not saved because their claim was no longer valid (fencing).
+    """
+
+    claimed: list[Claim] = dataclasses.field(default_factory=list)
+    failed: list[Job] = dataclasses.field(default_factory=list)
+    rejected: list[Outcome] = dataclasses.field(default_factory=list)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Every query the scheduler and the facade need, for one database."""
+
+    @property
+    def location(self) -> str:
+        """The database's name for messages (a path or a URL without password)."""
+        ...
+
+    def migrate(self) -> int:
+        """Create or upgrade the schema; return its version."""
+        ...
+
+    def insert_jobs(self, scope: str, jobs: Sequence[NewJob], now: float) -> list[Job]:
+        """Store all jobs in one transaction (all or none) and return them in order."""
+        ...
+
+    def get_job(self, scope: str, job_id: int, now: float) -> Job | None:
+        """The job with this id in this scope, or None."""
+        ...
+
+    def list_jobs(
+        self,
+        scope: str,
+        now: float,
+        *,
+        queue: str | None = None,
+        state: JobState | None = None,
+        action: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Job]:
+        """This scope's jobs, newest first, optionally filtered."""
+        ...
+
+    def step(
+        self,
+        scope: str,
+        now: float,
+        *,
+        outcomes: Sequence[Outcome] = (),
+        claim: int = 0,
+        owner: str = "",
+        lease: float = 30.0,
+        backoff: BackoffFunction | None = None,
+    ) -> StepResult:
+        """In one transaction: save outcomes, recover expired leases, claim up to ``claim`` heads.
+
+        Recovered attempts count as failed, with ``backoff`` (default formula if None).
+        """
+        ...
+
+    def renew(self, scope: str, claims: Sequence[Claim], until: float) -> list[Claim]:
+        """Extend the leases of these claims' queues to ``until``; return the claims lost."""
+        ...
+
+    def next_due(self, scope: str) -> float | None:
+        """The earliest instant a queue of this scope becomes runnable or a lease expires."""
+        ...
+
+    def has_runnable(self, scope: str, now: float) -> bool:
+        """Whether a claim now would find a head or an expired lease (a cheap read)."""
+        ...
+
+    def change_counter(self) -> int:
+        """A number that changes when another connection commits (for cross-process wake-ups)."""
+        ...
+
+    def queue_statuses(self, scope: str, now: float, queue: str | None = None) -> list[QueueStatus]:
+        """Every queue of this scope with its state, sorted by name."""
+        ...
+
+    def retry_job(self, scope: str, job_id: int, now: float) -> Job:
+        """Make the job runnable now, attempts kept (one more if exhausted)."""
+        ...
+
+    def cancel_job(self, scope: str, job_id: int, now: float) -> Job:
+        """Mark an unfinished job cancelled; its queue moves on."""
+        ...
+
+    def prune(self, scope: str, done_before: float) -> int:
+        """Delete this scope's done jobs finished before ``done_before``; return how many."""
+        ...
+
+    def close(self) -> None:
+        """Close this thread's connection (other threads close theirs at exit)."""
+        ...
+
+
+def default_backoff(job: Job) -> float:
+    """2, 3, 5, 9, 17... seconds for attempts 1, 2, 3, 4, 5..., capped by max_backoff."""
+    exponent = min(max(job.attempts - 1, 0), 62)
+    return float(min(2**exponent + 1, job.max_backoff))

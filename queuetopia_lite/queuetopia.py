@@ -1,0 +1,244 @@
+"""Queuetopia: the public facade. Creates jobs, runs them, answers questions."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+import types
+from datetime import timedelta
+from typing import Any, Callable, Iterable, Mapping
+
+from . import validation as check
+from .backend import Backend
+from .errors import InvalidJobError, JobNotFoundError
+from .job import Job, JobState, QueueStatus
+from .performer import BoundPerformer, PerformerArg
+from .scheduler import Scheduler
+from .validation import Duration
+
+DEFAULT_POLL_INTERVAL = 60.0  # seconds
+DEFAULT_LEASE = 30.0  # seconds
+DEFAULT_JOB_RETENTION = 7 * 86400.0  # seconds
+
+
+def open_backend(target: str | os.PathLike[str] | Backend, *, durability: str = "full",
+                 migrate: bool = True) -> Backend:
+    """A backend for a SQLite path, a ``postgresql://`` URL, or a Backend as is."""
+    if isinstance(target, Backend):
+        return target
+    if isinstance(target, str) and target.startswith(("postgresql://", "postgres://")):
+        try:
+            from .postgres import PostgresBackend  # type: ignore[import-not-found,unused-ignore]
+        except ImportError as exc:
+            raise InvalidJobError("database", "the Postgres backend needs the extra: "
+                                  "pip install 'queuetopia_lite[postgres]'") from exc
+        backend: Backend = PostgresBackend(target, migrate=migrate)
+        return backend
+    if not isinstance(target, (str, os.PathLike)):
+        raise InvalidJobError("database", f"expected a path, a postgresql:// URL or a Backend, "
+                              f"got {type(target).__name__}")
+    from .sqlite import SQLiteBackend
+
+    return SQLiteBackend(target, durability=durability, migrate=migrate)
+
+
+class Queuetopia:
+    """A persistent blocking job queue: many named queues, each one job at a time, in order.
+
+    Args:
+        database: a SQLite file path, a ``postgresql://`` URL, or a Backend instance.
+        performer: runs jobs: a ``Performer``, an object with ``perform(job)``, or a
+            callable(job). A return is success, a raise is failure. Optional
+            ``backoff(job)`` and ``handle_failed_job(job)`` are used when present.
+            Not needed to create or inspect jobs.
+        scope: isolates this Queuetopia's jobs from others in the same database.
+        poll_interval: seconds between periodic polls (wake-ups make most needless).
+        max_workers: how many queues this process runs at once.
+        lease: seconds a queue lock lasts unless renewed (renewed every lease/3).
+        durability: "full" (a returned create_job survives power loss) or "normal"
+            (faster; a power loss may undo the last commits, a crash never does).
+            SQLite only.
+        cleanup_interval: seconds between deletions of old done jobs; None: never.
+        job_retention: seconds a done job is kept before the cleaner deletes it.
+        migrate: create or upgrade the schema on open.
+        clock: the wall clock, seconds since the epoch (tests inject a fake one).
+    """
+
+    def __init__(self, database: str | os.PathLike[str] | Backend,
+                 performer: PerformerArg | None = None, *, scope: str = "default",
+                 poll_interval: Duration = DEFAULT_POLL_INTERVAL, max_workers: int = 8,
+                 lease: Duration = DEFAULT_LEASE, durability: str = "full",
+                 cleanup_interval: Duration | None = None,
+                 job_retention: Duration = DEFAULT_JOB_RETENTION, migrate: bool = True,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.scope = check.name("scope", scope)
+        self.poll_interval = check.duration("poll_interval", poll_interval, allow_zero=False)
+        if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
+            raise InvalidJobError("max_workers", f"expected an integer >= 1, got {max_workers!r}")
+        self.max_workers = max_workers
+        self.lease = check.duration("lease", lease, allow_zero=False)
+        self.cleanup_interval = check.optional_duration("cleanup_interval", cleanup_interval,
+                                                        allow_zero=False)
+        self.job_retention = check.duration("job_retention", job_retention)
+        if durability not in ("full", "normal"):
+            raise InvalidJobError("durability", f"expected 'full' or 'normal', got {durability!r}")
+        self._performer = None if performer is None else BoundPerformer(performer)
+        self._clock = clock
+        self.backend = open_backend(database, durability=durability, migrate=migrate)
+        self._scheduler: Scheduler | None = None
+        self._scheduler_lock = threading.Lock()
+
+    # -- creating jobs ------------------------------------------------------------
+
+    def create_job(self, queue: str, action: str, params: Mapping[str, Any] | None = None, *,
+                   scheduled_at: Any = None, timeout: Duration | None = check.DEFAULT_TIMEOUT,
+                   max_backoff: Duration = check.DEFAULT_MAX_BACKOFF,
+                   max_attempts: int = check.DEFAULT_MAX_ATTEMPTS) -> Job:
+        """Store a job at the end of ``queue`` and wake the scheduler.
+
+        Returns the stored job. A call that returns has stored it (durably with
+        durability="full"); one that raises has stored nothing.
+
+        Raises:
+            InvalidJobError: a bad argument (the message names it).
+            DatabaseError: the database cannot be written.
+        """
+        new = check.new_job(queue, action, params, scheduled_at=scheduled_at, timeout=timeout,
+                            max_backoff=max_backoff, max_attempts=max_attempts)
+        (job,) = self.backend.insert_jobs(self.scope, [new], self._clock())
+        self.notify()
+        return job
+
+    def create_jobs(self, jobs: Iterable[Any], **options: Any) -> list[Job]:
+        """Store many jobs in one transaction (all or none), in the order given.
+
+        Items are ``(queue, action[, params])`` tuples or dicts of create_job's
+        arguments; keyword ``options`` (timeout, max_attempts...) apply to all.
+        """
+        unknown = set(options) - {"scheduled_at", "timeout", "max_backoff", "max_attempts"}
+        if unknown:
+            raise InvalidJobError(sorted(unknown)[0], "not an option of create_jobs")
+        new = [check.batch_item(index, item, options) for index, item in enumerate(jobs)]
+        if not new:
+            return []
+        created = self.backend.insert_jobs(self.scope, new, self._clock())
+        self.notify()
+        return created
+
+    # -- running ------------------------------------------------------------------
+
+    def _get_scheduler(self) -> Scheduler:
+        with self._scheduler_lock:
+            if self._scheduler is None:
+                if self._performer is None:
+                    raise InvalidJobError(
+                        "performer", "this Queuetopia has no performer to run jobs")
+                self._scheduler = Scheduler(
+                    self.backend, self._performer, scope=self.scope,
+                    max_workers=self.max_workers, lease=self.lease,
+                    poll_interval=self.poll_interval, cleanup_interval=self.cleanup_interval,
+                    job_retention=self.job_retention, clock=self._clock)
+            return self._scheduler
+
+    def start(self) -> None:
+        """Run jobs in background threads until stop()."""
+        self._get_scheduler().start()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop claiming jobs, wait for running ones and save their results."""
+        if self._scheduler is not None:
+            self._scheduler.stop(timeout)
+
+    def __enter__(self) -> Queuetopia:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def run(self) -> None:
+        """Run jobs in the foreground until SIGINT or SIGTERM, then stop gracefully."""
+        stop = threading.Event()
+        previous: dict[signal.Signals, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            def on_signal(signum: int, frame: types.FrameType | None) -> None:
+                stop.set()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                previous[sig] = signal.signal(sig, on_signal)
+        self.start()
+        try:
+            while not stop.wait(0.5):
+                pass
+        finally:
+            self.stop()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def drain(self) -> int:
+        """Run due jobs in the calling thread until none is due; return how many ran.
+
+        For scripts and tests. Job timeouts are not enforced here: a job runs
+        until it returns.
+        """
+        return self._get_scheduler().drain()
+
+    def notify(self) -> None:
+        """Wake the scheduler (create_job does it itself)."""
+        if self._scheduler is not None:
+            self._scheduler.notify()
+
+    # -- reading and operating ----------------------------------------------------
+
+    def get_job(self, job_id: int) -> Job | None:
+        """The job with this id in this scope, or None."""
+        return self.backend.get_job(self.scope, _job_id(job_id), self._clock())
+
+    def list_jobs(self, *, queue: str | None = None, state: JobState | str | None = None,
+                  action: str | None = None, limit: int = 100, offset: int = 0) -> list[Job]:
+        """This scope's jobs, newest first, optionally filtered by queue, state and action."""
+        if state is not None:
+            try:
+                state = JobState(state)
+            except ValueError:
+                names = ", ".join(s.value for s in JobState)
+                raise InvalidJobError("state", f"expected one of {names}, got {state!r}") from None
+        return self.backend.list_jobs(self.scope, self._clock(), queue=queue, state=state,
+                                      action=action, limit=check.count("limit", limit),
+                                      offset=check.count("offset", offset))
+
+    def queues(self) -> list[QueueStatus]:
+        """Every queue of this scope with its state, by name."""
+        return self.backend.queue_statuses(self.scope, self._clock())
+
+    def retry_job(self, job_id: int) -> Job:
+        """Make a job runnable now, attempts kept; an exhausted job gets one more attempt."""
+        job = self.backend.retry_job(self.scope, _job_id(job_id), self._clock())
+        self.notify()
+        return job
+
+    def cancel_job(self, job_id: int) -> Job:
+        """Cancel an unfinished job; its queue moves on (a running job's result is discarded)."""
+        job = self.backend.cancel_job(self.scope, _job_id(job_id), self._clock())
+        self.notify()
+        return job
+
+    def prune(self, older_than: Duration | timedelta) -> int:
+        """Delete done jobs finished more than ``older_than`` seconds ago; return how many."""
+        age = check.duration("older_than", older_than)
+        return self.backend.prune(self.scope, self._clock() - age)
+
+    def close(self) -> None:
+        """Stop the scheduler and close the database connections."""
+        self.stop()
+        self.backend.close()
+
+
+def _job_id(job_id: object) -> int:
+    if isinstance(job_id, bool) or not isinstance(job_id, int):
+        raise InvalidJobError("job_id", f"expected an integer, got {job_id!r}")
+    return job_id
+
+
+__all__ = ["Queuetopia", "open_backend", "JobNotFoundError"]

@@ -1,0 +1,123 @@
+"""Checks of user arguments: each bad one raises InvalidJobError naming the field."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime, timedelta
+from typing import Any, Mapping, Union
+
+from .backend import NewJob
+from .errors import InvalidJobError
+
+Duration = Union[float, int, timedelta]
+
+DEFAULT_TIMEOUT = 60.0  # seconds
+DEFAULT_MAX_BACKOFF = 86400.0  # seconds
+DEFAULT_MAX_ATTEMPTS = 20
+MAX_PARAMS_BYTES = 64 * 1024 * 1024  # bytes of JSON; larger params belong in a file
+
+
+def duration(field: str, value: object, *, allow_zero: bool = True) -> float:
+    """A non-negative finite number of seconds (or a timedelta) as a float."""
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        raise InvalidJobError(field, f"expected seconds or a timedelta, got {value!r}")
+    if not math.isfinite(seconds):
+        raise InvalidJobError(field, f"must be finite, got {value!r}")
+    if seconds < 0 or (seconds == 0 and not allow_zero):
+        bound = "non-negative" if allow_zero else "positive"
+        raise InvalidJobError(field, f"must be {bound}, got {value!r}")
+    return seconds
+
+
+def optional_duration(field: str, value: object, *, allow_zero: bool = True) -> float | None:
+    """Like duration(), but None passes through (meaning "no limit")."""
+    return None if value is None else duration(field, value, allow_zero=allow_zero)
+
+
+def instant(field: str, value: object) -> float:
+    """A timezone-aware datetime as seconds since the epoch."""
+    if not isinstance(value, datetime):
+        raise InvalidJobError(field, f"expected a timezone-aware datetime, got {value!r}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidJobError(field, "naive datetime: give it a timezone (UTC)")
+    return value.timestamp()
+
+
+def name(field: str, value: object) -> str:
+    """A non-empty string (a queue, action or scope name)."""
+    if not isinstance(value, str):
+        raise InvalidJobError(field, f"expected a string, got {type(value).__name__}")
+    if not value.strip():
+        raise InvalidJobError(field, "must not be empty")
+    return value
+
+
+def count(field: str, value: object) -> int:
+    """A non-negative integer."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidJobError(field, f"expected an integer, got {value!r}")
+    if value < 0:
+        raise InvalidJobError(field, f"must be non-negative, got {value!r}")
+    return value
+
+
+def params_json(value: object) -> str:
+    """A JSON object with string keys, serialised; tuples become lists."""
+    if not isinstance(value, Mapping):
+        kind = type(value).__name__
+        raise InvalidJobError("params", f"expected a JSON object (a dict), got {kind}")
+    for key in value:
+        if not isinstance(key, str):
+            raise InvalidJobError("params", f"keys must be strings, got {key!r}")
+    try:
+        text = json.dumps(value, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidJobError("params", f"not JSON-serialisable: {exc}") from None
+    if len(text) > MAX_PARAMS_BYTES:
+        raise InvalidJobError(
+            "params", f"{len(text)} bytes of JSON; the limit is {MAX_PARAMS_BYTES}")
+    return text
+
+
+def new_job(
+    queue: object,
+    action: object,
+    params: object = None,
+    *,
+    scheduled_at: object = None,
+    timeout: object = DEFAULT_TIMEOUT,
+    max_backoff: object = DEFAULT_MAX_BACKOFF,
+    max_attempts: object = DEFAULT_MAX_ATTEMPTS,
+) -> NewJob:
+    """Check create_job's arguments and return the row to insert."""
+    return NewJob(
+        queue=name("queue", queue),
+        action=name("action", action),
+        params=params_json({} if params is None else params),
+        scheduled_at=None if scheduled_at is None else instant("scheduled_at", scheduled_at),
+        timeout=optional_duration("timeout", timeout, allow_zero=False),
+        max_backoff=duration("max_backoff", max_backoff),
+        max_attempts=count("max_attempts", max_attempts),
+    )
+
+
+def batch_item(index: int, item: object, options: dict[str, Any]) -> NewJob:
+    """One item of create_jobs: a (queue, action[, params]) tuple or a dict of arguments."""
+    try:
+        if isinstance(item, Mapping):
+            merged = {**options, **item}
+            return new_job(**merged)
+        if isinstance(item, (tuple, list)) and len(item) in (2, 3):
+            return new_job(*item, **options)
+    except InvalidJobError as exc:
+        raise InvalidJobError(f"jobs[{index}].{exc.field}", exc.problem) from None
+    except TypeError as exc:
+        raise InvalidJobError(f"jobs[{index}]", str(exc)) from None
+    raise InvalidJobError(
+        f"jobs[{index}]", f"expected a (queue, action, params) tuple or a dict, got {item!r}"
+    )
