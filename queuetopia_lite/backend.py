@@ -150,6 +150,10 @@ class Backend(Protocol):
         """A number that changes when another connection commits (for cross-process wake-ups)."""
         ...
 
+    def count_jobs(self, scope: str, now: float) -> dict[JobState, int]:
+        """How many jobs of this scope are in each state (every state present, 0 included)."""
+        ...
+
     def queue_statuses(self, scope: str, now: float, queue: str | None = None) -> list[QueueStatus]:
         """Every queue of this scope with its state, sorted by name."""
         ...

@@ -208,6 +208,10 @@ class Queuetopia:
                                       action=action, limit=check.count("limit", limit),
                                       offset=check.count("offset", offset))
 
+    def count_jobs(self) -> dict[JobState, int]:
+        """How many jobs of this scope are in each state."""
+        return self.backend.count_jobs(self.scope, self._clock())
+
     def queues(self) -> list[QueueStatus]:
         """Every queue of this scope with its state, by name."""
         return self.backend.queue_statuses(self.scope, self._clock())

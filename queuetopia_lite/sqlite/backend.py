@@ -190,6 +190,14 @@ class SQLiteBackend:
 
     # -- operating ------------------------------------------------------------
 
+    def count_jobs(self, scope: str, now: float) -> dict[JobState, int]:
+        """How many jobs of this scope are in each state."""
+        counts = dict.fromkeys(JobState, 0)
+        rows = self._conns.read(lambda conn: _run(conn, "count_jobs", {"scope": scope, "now": now}))
+        for _status, state, n in rows:
+            counts[JobState(state)] += n
+        return counts
+
     def queue_statuses(self, scope: str, now: float, queue: str | None = None) -> list[QueueStatus]:
         """Every queue of this scope with its state, sorted by name."""
         def body(conn: apsw.Connection) -> list[QueueStatus]:

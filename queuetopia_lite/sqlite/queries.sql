@@ -99,6 +99,15 @@ FROM qt_queues q
 WHERE q.scope = :scope AND (:queue IS NULL OR q.queue = :queue)
 ORDER BY q.queue;
 
+-- name: count_jobs
+SELECT status,
+       CASE WHEN status <> 'pending' THEN status
+            WHEN next_attempt_at > :now THEN 'retrying'
+            WHEN scheduled_at > :now THEN 'scheduled'
+            ELSE 'available' END AS state,
+       count(*)
+FROM qt_jobs WHERE scope = :scope GROUP BY 1, 2;
+
 -- name: retry_job
 UPDATE qt_jobs
 SET status = 'pending', next_attempt_at = NULL,
