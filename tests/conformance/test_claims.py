@@ -9,7 +9,7 @@ from .helpers import OWNER, SCOPE, T0, claim, fail, new, succeed
 
 
 def test_only_the_head_of_each_queue_is_claimed(backend: Backend) -> None:
-    a1, a2, b1 = backend.insert_jobs(SCOPE, [new("a"), new("a"), new("b")], T0)
+    a1, _a2, b1 = backend.insert_jobs(SCOPE, [new("a"), new("a"), new("b")], T0)
     claims = claim(backend, T0, n=10)
     assert sorted(c.job.id for c in claims) == [a1.id, b1.id]
     assert claim(backend, T0, n=10) == []  # both queues are locked now
@@ -105,7 +105,7 @@ def test_earlier_scheduled_job_created_later_jumps_ahead(backend: Backend) -> No
 
 
 def test_job_created_while_queue_runs_waits_its_turn(backend: Backend) -> None:
-    first, = backend.insert_jobs(SCOPE, [new()], T0)
+    _first, = backend.insert_jobs(SCOPE, [new()], T0)
     (c,) = claim(backend, T0)
     second, = backend.insert_jobs(SCOPE, [new()], T0)
     assert claim(backend, T0) == []
@@ -153,7 +153,7 @@ def test_outcome_with_a_stale_token_is_rejected(backend: Backend) -> None:
 
 
 def test_expired_lease_counts_a_failed_attempt_and_frees_the_queue(backend: Backend) -> None:
-    first, second = backend.insert_jobs(SCOPE, [new(), new()], T0)
+    first, _second = backend.insert_jobs(SCOPE, [new(), new()], T0)
     claim(backend, T0, lease=10)
     result = backend.step(SCOPE, T0 + 10, claim=0, backoff=lambda job: 7.0)
     (lost,) = result.failed
@@ -181,7 +181,7 @@ def test_renew_reports_lost_claims(backend: Backend) -> None:
 
 
 def test_timeout_failure_keeps_queue_locked_until_release(backend: Backend) -> None:
-    first, second = backend.insert_jobs(SCOPE, [new(), new()], T0)
+    first, _second = backend.insert_jobs(SCOPE, [new(), new()], T0)
     (c,) = claim(backend, T0)
     (failed,) = fail(backend, c, T0 + 1, delay=0, error="timeout", keep_lock=True).failed
     assert failed.state in (JobState.AVAILABLE, JobState.RETRYING) and failed.error == "timeout"

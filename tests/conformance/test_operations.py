@@ -68,7 +68,7 @@ def test_retry_makes_a_blocked_job_runnable_now_keeping_attempts(backend: Backen
 
 
 def test_retry_gives_an_exhausted_job_one_more_attempt_in_its_place(backend: Backend) -> None:
-    first, second = backend.insert_jobs(SCOPE, [new(max_attempts=1), new()], T0)
+    first, _second = backend.insert_jobs(SCOPE, [new(max_attempts=1), new()], T0)
     (c,) = claim(backend, T0)
     fail(backend, c, T0, delay=1)
     job = backend.retry_job(SCOPE, first.id, T0 + 0.5)
