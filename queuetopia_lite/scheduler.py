@@ -161,11 +161,11 @@ class Scheduler:
                 log.error("queuetopia_lite: %s (retrying in %.1f s)", exc, error_pause)
                 self._wake.wait(error_pause)
                 continue
-            if stopping and busy == 0 and not outcomes:
+            if stopping:
                 with self._lock:
-                    if not self._outcomes:
+                    if not self._outcomes and all(t.state != _RUNNING
+                                                  for t in self._tasks.values()):
                         return
-                continue
             if not self._wake.is_set():
                 self._wake.wait(self._sleep_time(next_cleanup))
 
