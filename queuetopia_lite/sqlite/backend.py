@@ -23,7 +23,7 @@ from ..backend import (
 from ..errors import DatabaseError, JobNotFoundError, JobStateError
 from ..job import Job, JobState, QueueState, QueueStatus, to_datetime
 from ..rows import JOB_COLUMNS, job_from_row, state_filter_sql
-from .connection import APPLICATION_ID, Connections
+from .connection import APPLICATION_ID, BUSY_TIMEOUT, Connections
 
 SCHEMA_VERSION = 1
 _MIGRATIONS = sql.load(__package__, "migrations.sql")
@@ -52,12 +52,14 @@ class SQLiteBackend:
             never on a process crash).
         migrate: create or upgrade the schema on open; if False, an outdated
             schema is an error.
+        busy_timeout: seconds SQLite waits for another writer before the whole
+            transaction is retried (a few times, then DatabaseError).
     """
 
     def __init__(self, path: str | os.PathLike[str], *, durability: str = "full",
-                 migrate: bool = True) -> None:
+                 migrate: bool = True, busy_timeout: float = BUSY_TIMEOUT) -> None:
         self.path = os.fspath(path)
-        self._conns = Connections(self.path, durability)
+        self._conns = Connections(self.path, durability, busy_timeout)
         if migrate:
             self.migrate()
         else:

@@ -51,13 +51,14 @@ def describe(error: apsw.Error) -> str | None:
 class Connections:
     """Hands each thread its own connection to one database file."""
 
-    def __init__(self, path: str, durability: str) -> None:
+    def __init__(self, path: str, durability: str, busy_timeout: float = BUSY_TIMEOUT) -> None:
         if durability not in SYNCHRONOUS:
             from ..errors import InvalidJobError
 
             raise InvalidJobError("durability", f"expected 'full' or 'normal', got {durability!r}")
         self.path = path
         self.durability = durability
+        self.busy_timeout = busy_timeout
         self._local = threading.local()
         self._all: weakref.WeakSet[apsw.Connection] = weakref.WeakSet()
         self._lock = threading.Lock()
@@ -85,7 +86,7 @@ class Connections:
     def _open(self) -> apsw.Connection:
         try:
             conn = apsw.Connection(self.path)
-            conn.set_busy_timeout(int(BUSY_TIMEOUT * 1000))
+            conn.set_busy_timeout(int(self.busy_timeout * 1000))
             conn.execute(f"PRAGMA synchronous = {SYNCHRONOUS[self.durability]}")
             conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
         except apsw.Error as exc:
