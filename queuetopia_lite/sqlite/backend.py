@@ -188,7 +188,9 @@ class SQLiteBackend:
 
     def change_counter(self) -> int:
         """PRAGMA data_version of this thread's connection: moves on others' commits."""
-        return int(self._conns.read(lambda conn: conn.data_version()))
+        # The pragma (not the file control) starts a read, so it sees other commits.
+        return int(self._conns.read(
+            lambda conn: conn.execute("PRAGMA data_version").fetchall()[0][0]))  # type: ignore[arg-type]
 
     # -- operating ------------------------------------------------------------
 
