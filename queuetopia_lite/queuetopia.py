@@ -159,7 +159,12 @@ class Queuetopia:
         self.stop()
 
     def run(self) -> None:
-        """Run jobs in the foreground until SIGINT or SIGTERM, then stop gracefully."""
+        """Run jobs in the foreground until SIGINT or SIGTERM, then stop gracefully.
+
+        Raises:
+            DatabaseError: the database became unusable in a way waiting cannot
+                cure (read-only, corrupt...); running jobs were left to their leases.
+        """
         stop = threading.Event()
         previous: dict[signal.Signals, Any] = {}
         if threading.current_thread() is threading.main_thread():
@@ -167,14 +172,17 @@ class Queuetopia:
                 stop.set()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 previous[sig] = signal.signal(sig, on_signal)
-        self.start()
+        scheduler = self._get_scheduler()
+        scheduler.start()
         try:
-            while not stop.wait(0.5):
+            while scheduler.running and not stop.wait(0.2):
                 pass
         finally:
             self.stop()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+        if scheduler.failure is not None:
+            raise scheduler.failure
 
     def drain(self) -> int:
         """Run due jobs in the calling thread until none is due; return how many ran.
@@ -232,6 +240,18 @@ class Queuetopia:
         """Delete done jobs finished more than ``older_than`` seconds ago; return how many."""
         age = check.duration("older_than", older_than)
         return self.backend.prune(self.scope, self._clock() - age)
+
+    def backup(self, destination: str | os.PathLike[str]) -> None:
+        """Copy the live database to ``destination`` (SQLite's online backup API).
+
+        Safe while workers run: the copy is one consistent snapshot. This is the
+        right way to copy a live database; copying the files is not.
+        """
+        backup = getattr(self.backend, "backup", None)
+        if backup is None:
+            raise InvalidJobError("database", "this backend has no backup(); use the "
+                                  "database's own tools (pg_dump for Postgres)")
+        backup(destination)
 
     def close(self) -> None:
         """Stop the scheduler and close the database connections."""

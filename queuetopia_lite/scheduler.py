@@ -73,6 +73,7 @@ class Scheduler:
         self._callbacks: queues.SimpleQueue[Job | None] = queues.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._workers: list[threading.Thread] = []
+        self.failure: DatabaseError | None = None  # why the scheduler stopped on its own
 
     # -- lifecycle --------------------------------------------------------------
 
@@ -144,30 +145,42 @@ class Scheduler:
                 busy = sum(1 for t in self._tasks.values() if t.state == _RUNNING)
             outcomes += self._expire_timeouts()
             stopping = self._stopping.is_set()
-            free = 0 if stopping else self._max_workers - busy
             try:
-                now = self._clock()
-                if outcomes or (free > 0 and self._backend.has_runnable(self._scope, now)):
-                    self._dispatch(self._step(now, outcomes, free))
+                self._tick(outcomes, 0 if stopping else self._max_workers - busy)
                 if next_cleanup is not None and time.monotonic() >= next_cleanup:
                     assert self._cleanup_interval is not None
-                    self._backend.prune(self._scope, now - self._job_retention)
+                    self._backend.prune(self._scope, self._clock() - self._job_retention)
                     next_cleanup = time.monotonic() + self._cleanup_interval
+                pause = None if self._wake.is_set() else self._sleep_time(next_cleanup)
                 error_pause = 0.0
-            except DatabaseError as exc:
+            except Exception as exc:  # the scheduler thread must never die silently
                 with self._lock:  # keep the outcomes for the next try
                     self._outcomes[:0] = outcomes
+                if isinstance(exc, DatabaseError) and not exc.retryable:
+                    log.critical("queuetopia_lite: %s: the scheduler stops", exc)
+                    self.failure = exc
+                    self._stopping.set()
+                    return
                 error_pause = min(max(error_pause * 2, 0.1), ERROR_PAUSE_MAX)
-                log.error("queuetopia_lite: %s (retrying in %.1f s)", exc, error_pause)
-                self._wake.wait(error_pause)
-                continue
+                if isinstance(exc, DatabaseError):
+                    log.error("queuetopia_lite: %s (retrying in %.1f s)", exc, error_pause)
+                else:
+                    log.exception("queuetopia_lite: scheduler error (retrying in %.1f s)",
+                                  error_pause)
+                pause = error_pause
             if stopping:
                 with self._lock:
                     if not self._outcomes and all(t.state != _RUNNING
                                                   for t in self._tasks.values()):
                         return
-            if not self._wake.is_set():
-                self._wake.wait(self._sleep_time(next_cleanup))
+            if pause is not None:
+                self._wake.wait(pause)
+
+    def _tick(self, outcomes: list[Outcome], free: int) -> None:
+        """Save outcomes and claim heads when there is anything to save or claim."""
+        now = self._clock()
+        if outcomes or (free > 0 and self._backend.has_runnable(self._scope, now)):
+            self._dispatch(self._step(now, outcomes, free))
 
     def _step(self, now: float, outcomes: list[Outcome], free: int) -> StepResult:
         return self._backend.step(self._scope, now, outcomes=outcomes, claim=max(free, 0),

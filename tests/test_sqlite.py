@@ -189,3 +189,24 @@ def test_claim_works_from_many_threads_each_with_its_own_connection(db_path: str
     for t in threads:
         t.join()
     assert sorted(got) == list(range(1, 41))
+
+
+def test_backup_while_workers_run_is_a_consistent_copy(tmp_path: Path) -> None:
+    from .conftest import wait_until
+
+    done: list[int] = []
+    q = Queuetopia(os.fspath(tmp_path / "live.db"), lambda job: done.append(job.id),
+                   durability="normal", max_workers=4)
+    q.create_jobs([(f"q{i % 10}", "x") for i in range(500)])
+    with q:
+        wait_until(lambda: len(done) > 50, message="some jobs done")
+        q.backup(tmp_path / "copy.db")
+        wait_until(lambda: len(done) == 500, message="all done")
+    copy = Queuetopia(os.fspath(tmp_path / "copy.db"))
+    conn = raw(os.fspath(tmp_path / "copy.db"))
+    assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    counts = copy.count_jobs()
+    assert sum(counts.values()) == 500
+    for status in copy.queues():  # its queue rows agree with its jobs
+        if status.head is not None:
+            assert status.head.state.value in ("available", "running")

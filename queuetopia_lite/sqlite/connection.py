@@ -29,6 +29,11 @@ JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes of WAL kept after a checkpoint
 SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL"}
 
 
+# Errors that waiting cannot cure: workers stop instead of retrying them forever.
+_NEEDS_A_PERSON = (apsw.ReadOnlyError, apsw.NotADBError, apsw.CorruptError, apsw.CantOpenError,
+                   apsw.PermissionsError)
+
+
 def describe(error: apsw.Error) -> str | None:
     """A plain sentence for errors that no retry can fix, else None."""
     if isinstance(error, apsw.ReadOnlyError):
@@ -95,7 +100,8 @@ class Connections:
 
     def error(self, exc: apsw.Error) -> DatabaseError:
         """Wrap an apsw error as a DatabaseError naming the file."""
-        return DatabaseError(self.path, describe(exc) or f"{type(exc).__name__}: {exc}")
+        return DatabaseError(self.path, describe(exc) or f"{type(exc).__name__}: {exc}",
+                             retryable=not isinstance(exc, _NEEDS_A_PERSON))
 
     def write(self, body: Callable[[apsw.Connection], T]) -> T:
         """Run ``body`` in a BEGIN IMMEDIATE transaction, retrying it while busy."""
