@@ -54,12 +54,15 @@ class SQLiteBackend:
             schema is an error.
         busy_timeout: seconds SQLite waits for another writer before the whole
             transaction is retried (a few times, then DatabaseError).
+        vfs: the name of a registered SQLite VFS to open the file with (apsw.VFS
+            subclasses, e.g. a shim that injects I/O errors in tests); None: the default.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, durability: str = "full",
-                 migrate: bool = True, busy_timeout: float = BUSY_TIMEOUT) -> None:
+                 migrate: bool = True, busy_timeout: float = BUSY_TIMEOUT,
+                 vfs: str | None = None) -> None:
         self.path = os.fspath(path)
-        self._conns = Connections(self.path, durability, busy_timeout)
+        self._conns = Connections(self.path, durability, busy_timeout, vfs)
         if migrate:
             self.migrate()
         else:

@@ -56,7 +56,8 @@ def describe(error: apsw.Error) -> str | None:
 class Connections:
     """Hands each thread its own connection to one database file."""
 
-    def __init__(self, path: str, durability: str, busy_timeout: float = BUSY_TIMEOUT) -> None:
+    def __init__(self, path: str, durability: str, busy_timeout: float = BUSY_TIMEOUT,
+                 vfs: str | None = None) -> None:
         if durability not in SYNCHRONOUS:
             from ..errors import InvalidJobError
 
@@ -64,6 +65,7 @@ class Connections:
         self.path = path
         self.durability = durability
         self.busy_timeout = busy_timeout
+        self.vfs = vfs  # an apsw VFS name (e.g. a fault-injecting shim); None: SQLite's default
         self._local = threading.local()
         self._all: weakref.WeakSet[apsw.Connection] = weakref.WeakSet()
         self._lock = threading.Lock()
@@ -90,7 +92,7 @@ class Connections:
 
     def _open(self) -> apsw.Connection:
         try:
-            conn = apsw.Connection(self.path)
+            conn = apsw.Connection(self.path, vfs=self.vfs)
             conn.set_busy_timeout(int(self.busy_timeout * 1000))
             conn.execute(f"PRAGMA synchronous = {SYNCHRONOUS[self.durability]}")
             conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
