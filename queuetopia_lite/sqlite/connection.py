@@ -47,7 +47,11 @@ def describe(error: apsw.Error) -> str | None:
     if isinstance(error, apsw.CantOpenError):
         return "cannot open the database file (does its folder exist, is it writable?)"
     if isinstance(error, apsw.IOError):
-        return f"disk I/O error: {error}"
+        # apsw's message is often empty here; the extended code says which call failed.
+        number: int = getattr(error, "extendedresult", 0)
+        code = str(apsw.mapping_extended_result_codes.get(number)
+                   or apsw.mapping_result_codes.get(number, "SQLITE_IOERR"))
+        return f"disk I/O error ({code}{': ' + str(error) if str(error) else ''})"
     if isinstance(error, apsw.PermissionsError):
         return "permission denied"
     return None
