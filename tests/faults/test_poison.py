@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from queuetopia_lite import JobState, Queuetopia
 
 from ..conftest import wait_until
@@ -16,7 +18,7 @@ def starts(lines: list[Line], job_id: int) -> list[Line]:
 
 def assert_backed_off(attempts: list[Line]) -> None:
     """Each attempt began at least the backoff after the one before: no hot loop."""
-    for before, after in zip(attempts, attempts[1:]):
+    for before, after in itertools.pairwise(attempts):
         assert after.at - before.at >= BACKOFF, f"attempt {after.attempt} came too soon"
 
 
