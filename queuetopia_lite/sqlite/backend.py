@@ -84,6 +84,11 @@ class SQLiteBackend:
         except apsw.Error as exc:
             raise self._conns.error(exc) from exc
 
+        # An up-to-date file needs no write: opening must not wait for (or fail on) another
+        # process's write lock, nor rewrite the header of a file it cannot use.
+        if self._conns.read(self._version) == SCHEMA_VERSION:
+            return SCHEMA_VERSION
+
         def body(conn: apsw.Connection) -> int:
             version = self._version(conn)
             for step in range(version + 1, SCHEMA_VERSION + 1):
