@@ -37,15 +37,26 @@ class Workers:
         self.procs: list[subprocess.Popen[bytes]] = []
         self.killed: set[int] = set()
 
-    def start(self, *options: str, stderr: int | None = None) -> subprocess.Popen[bytes]:
-        """Start a worker and wait until it is about to run."""
+    def start(self, *options: str, stderr: int | None = None,
+              db: str | None = None) -> subprocess.Popen[bytes]:
+        """Start a worker and wait until it is about to run (or has given up)."""
+        opened = None
+        if stderr is None:  # keep each worker's log in a file the test can read
+            stderr = opened = os.open(self.logdir / f"stderr-{len(self.procs)}",
+                                      os.O_WRONLY | os.O_CREAT, 0o644)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.faults.worker", self.db, str(self.logdir), *options],
-            cwd=ROOT, stderr=stderr)
+            [sys.executable, "-m", "tests.faults.worker", db or self.db, str(self.logdir),
+             *options], cwd=ROOT, stderr=stderr)
+        if opened is not None:
+            os.close(opened)
         self.procs.append(proc)
         wait_until(lambda: str(proc.pid) in self.read("ready").split() or proc.poll() is not None,
                    message="worker ready")
         return proc
+
+    def stderr(self, proc: subprocess.Popen[bytes]) -> str:
+        """What a worker started without an explicit stderr has logged so far."""
+        return self.read(f"stderr-{self.procs.index(proc)}")
 
     def kill(self, proc: subprocess.Popen[bytes]) -> None:
         """SIGKILL the worker and reap it."""

@@ -9,7 +9,8 @@ LOGDIR/<queue>.log: ``start ID N ATTEMPT PID T`` before the action and
 Faulty actions: ``exit`` (os._exit), ``system_exit``, ``interrupt`` (KeyboardInterrupt),
 ``hang_once`` (sleeps for an hour on its first attempt), ``sleep``,
 ``sleep_once`` (sleeps on its first attempt only).
-Runs until SIGTERM; exits 3 if the scheduler stopped on a database error.
+Runs until SIGTERM; on a database error that stops it (at open or from the scheduler)
+it writes LOGDIR/stopped and exits 3.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import sys
 import time
 
 from queuetopia_lite import DatabaseError, Job, Performer, Queuetopia
+from queuetopia_lite.sqlite import SQLiteBackend
 
 
 def append(path: str, line: str) -> None:
@@ -99,13 +101,17 @@ def main() -> None:
     parser.add_argument("--lease", type=float, default=30.0)
     parser.add_argument("--backoff", type=float, default=0.05)
     parser.add_argument("--durability", default="normal")
+    parser.add_argument("--busy-timeout", type=float, default=5.0)
     args = parser.parse_args()
-    q = Queuetopia(args.db, Checked(args.logdir, args.backoff), max_workers=args.max_workers,
-                   lease=args.lease, poll_interval=3600.0, durability=args.durability)
-    append(os.path.join(args.logdir, "ready"), str(os.getpid()))
     try:
+        backend = SQLiteBackend(args.db, durability=args.durability,
+                                busy_timeout=args.busy_timeout)
+        q = Queuetopia(backend, Checked(args.logdir, args.backoff),
+                       max_workers=args.max_workers, lease=args.lease, poll_interval=3600.0)
+        append(os.path.join(args.logdir, "ready"), str(os.getpid()))
         q.run()
     except DatabaseError as exc:
+        append(os.path.join(args.logdir, "ready"), str(os.getpid()))
         append(os.path.join(args.logdir, "stopped"), f"{os.getpid()} {exc}")
         sys.exit(3)
 
