@@ -164,7 +164,9 @@ def test_timeout_records_failure_keeps_queue_locked_and_frees_the_worker(make_q:
     stuck = q.create_job("slow", "wait", timeout=0.2)
     behind = q.create_job("slow", "ok")
     with q:
-        wait_until(lambda: state_of(q, stuck) != JobState.RUNNING, message="the timeout")
+        # (not "!= RUNNING": the job is AVAILABLE before its claim, too)
+        wait_until(lambda: (q.get_job(stuck.id) or stuck).error is not None,
+                   message="the timeout")
         stored = q.get_job(stuck.id)
         assert stored is not None and stored.error is not None
         assert stored.error.startswith("timeout") and stored.attempts == 1
