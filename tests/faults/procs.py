@@ -113,14 +113,14 @@ def freeze(proc: subprocess.Popen[bytes], db: str) -> None:
     stall every writer until resumed, which is SQLite's nature, not what is tested here)."""
     for _ in range(200):
         proc.send_signal(signal.SIGSTOP)
-        wait_until(lambda: _state(proc.pid) in ("T", "t"), message="process stopped")
+        wait_until(lambda: process_state(proc.pid) in ("T", "t"), message="process stopped")
         if not holds_write_lock(db):
             return
         proc.send_signal(signal.SIGCONT)
     raise AssertionError("the worker always held the write lock when frozen")
 
 
-def _state(pid: int) -> str:
+def process_state(pid: int) -> str:
     with open(f"/proc/{pid}/stat") as f:
         return f.read().rsplit(")", 1)[1].split()[0]
 

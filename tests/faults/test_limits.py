@@ -65,7 +65,7 @@ def test_wal_stops_growing_once_a_long_reader_ends(tmp_path: Path) -> None:
     reader = apsw.Connection(db)
     reader.execute("BEGIN")
     reader.execute("SELECT count(*) FROM qt_jobs").fetchall()  # holds its snapshot
-    for batch in range(30):
+    for _batch in range(30):
         q.create_jobs([(f"q{n % 10}", "a", {"n": n, "pad": "p" * 200}) for n in range(100)])
         q.drain()
     during = wal_size(db)
@@ -73,7 +73,7 @@ def test_wal_stops_growing_once_a_long_reader_ends(tmp_path: Path) -> None:
     reader.execute("COMMIT")
     reader.close()
     sizes = []
-    for batch in range(10):
+    for _batch in range(10):
         q.create_jobs([(f"q{n % 10}", "a", {"n": n, "pad": "p" * 200}) for n in range(100)])
         q.drain()
         sizes.append(wal_size(db))
