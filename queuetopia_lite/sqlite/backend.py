@@ -321,6 +321,10 @@ def save_outcome(conn: apsw.Connection, scope: str, outcome: Outcome, now: float
         if outcome.keep_lock:
             if not saved:
                 result.rejected.append(outcome)
+            elif (last_backoff := _hold(result.failed[-1])) is not None:
+                # set_head runs only at release or lease expiry: keep the hold till then
+                _run(conn, "hold_queue", {"scope": scope, "queue": claim.job.queue,
+                                          "hold": last_backoff})
             return
     else:
         assert isinstance(outcome, Release)

@@ -72,6 +72,11 @@ SET lock_token = NULL, locked_by = NULL, locked_at = NULL, locked_until = NULL,
     ready_at = :ready_at, blocked_since = :blocked_since, hold_until = :hold_until
 WHERE scope = :scope AND queue = :queue;
 
+-- name: hold_queue
+-- A job exhausted by a timeout holds its still-locked queue until its last backoff ends.
+UPDATE qt_queues SET hold_until = max(coalesce(hold_until, 0), :hold)
+WHERE scope = :scope AND queue = :queue;
+
 -- name: expired_leases
 SELECT queue, lock_token, head_id, locked_by FROM qt_queues
 WHERE scope = :scope AND locked_until <= :now;
