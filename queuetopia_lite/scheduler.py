@@ -74,6 +74,7 @@ class Scheduler:
         self._threads: list[threading.Thread] = []
         self._workers: list[threading.Thread] = []
         self.failure: DatabaseError | None = None  # why the scheduler stopped on its own
+        self.iterations = 0  # scheduler loop turns, for tests that check it does not spin
 
     # -- lifecycle --------------------------------------------------------------
 
@@ -86,6 +87,9 @@ class Scheduler:
         """Start the scheduler, heartbeat, watcher, callback and worker threads."""
         if self.running:
             return
+        # Fresh queues: stop() left None sentinels for workers that may have exited.
+        self._work = queues.SimpleQueue()
+        self._callbacks = queues.SimpleQueue()
         self._stopping.clear()
         self._halt.clear()
         self._spawn(self._loop, "scheduler")
@@ -145,13 +149,15 @@ class Scheduler:
                 busy = sum(1 for t in self._tasks.values() if t.state == _RUNNING)
             outcomes += self._expire_timeouts()
             stopping = self._stopping.is_set()
+            free = 0 if stopping else self._max_workers - busy
+            self.iterations += 1
             try:
-                self._tick(outcomes, 0 if stopping else self._max_workers - busy)
+                self._tick(outcomes, free)
                 if next_cleanup is not None and time.monotonic() >= next_cleanup:
                     assert self._cleanup_interval is not None
                     self._backend.prune(self._scope, self._clock() - self._job_retention)
                     next_cleanup = time.monotonic() + self._cleanup_interval
-                pause = None if self._wake.is_set() else self._sleep_time(next_cleanup)
+                pause = None if self._wake.is_set() else self._sleep_time(next_cleanup, free)
                 error_pause = 0.0
             except Exception as exc:  # the scheduler thread must never die silently
                 with self._lock:  # keep the outcomes for the next try
@@ -220,12 +226,13 @@ class Scheduler:
             self._add_worker()  # the runaway thread must not take a slot from other queues
         return outcomes
 
-    def _sleep_time(self, next_cleanup: float | None) -> float:
+    def _sleep_time(self, next_cleanup: float | None, free: int) -> float:
         wait = self._poll_interval
-        now = self._clock()
-        due = self._backend.next_due(self._scope)
+        # With every worker busy, a due queue cannot be claimed: wait for a worker
+        # (its outcome wakes us) rather than spin on a due time already past.
+        due = self._backend.next_due(self._scope) if free > 0 else None
         if due is not None:
-            wait = min(wait, due - now)
+            wait = min(wait, due - self._clock())
         mono = time.monotonic()
         with self._lock:
             deadlines = [t.deadline for t in self._tasks.values()
@@ -243,7 +250,11 @@ class Scheduler:
             task = self._work.get()
             if task is None:
                 return
-            outcome = self._perform(task.claim)
+            try:
+                outcome = self._perform(task.claim)
+            except BaseException as exc:  # never leave a task without an outcome
+                outcome = Failure(task.claim, f"queuetopia_lite internal error: {exc!r}",
+                                  self._clock() + 1.0)
             with self._lock:
                 runaway = task.state == _TIMED_OUT
                 task.state = _DONE
