@@ -8,7 +8,7 @@ clock. Every write after a claim is fenced by the claim's token.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Protocol, Sequence, Union, runtime_checkable
+from typing import Callable, Collection, Protocol, Sequence, Union, runtime_checkable
 
 from .job import Job, JobState, QueueStatus
 
@@ -127,10 +127,13 @@ class Backend(Protocol):
         owner: str = "",
         lease: float = 30.0,
         backoff: BackoffFunction | None = None,
+        alive: Collection[str] = (),
     ) -> StepResult:
         """In one transaction: save outcomes, recover expired leases, claim up to ``claim`` heads.
 
         Recovered attempts count as failed, with ``backoff`` (default formula if None).
+        Claims whose token is in ``alive`` are the caller's own running jobs: never
+        recovered, even if their lease looks expired (a clock jump on this host).
         """
         ...
 

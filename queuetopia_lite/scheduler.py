@@ -189,9 +189,11 @@ class Scheduler:
             self._dispatch(self._step(now, outcomes, free))
 
     def _step(self, now: float, outcomes: list[Outcome], free: int) -> StepResult:
+        with self._lock:
+            alive = set(self._tasks)  # our own running jobs, runaways included
         return self._backend.step(self._scope, now, outcomes=outcomes, claim=max(free, 0),
                                   owner=owner_name(), lease=self._lease,
-                                  backoff=self._performer.backoff)
+                                  backoff=self._performer.backoff, alive=alive)
 
     def _dispatch(self, result: StepResult) -> None:
         for outcome in result.rejected:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Collection, NamedTuple, Sequence
 
 import apsw
 
@@ -147,13 +147,13 @@ class SQLiteBackend:
 
     def step(self, scope: str, now: float, *, outcomes: Sequence[Outcome] = (),
              claim: int = 0, owner: str = "", lease: float = 30.0,
-             backoff: BackoffFunction | None = None) -> StepResult:
+             backoff: BackoffFunction | None = None, alive: Collection[str] = ()) -> StepResult:
         """Save outcomes, recover expired leases and claim heads, in one transaction."""
         def body(conn: apsw.Connection) -> StepResult:
             result = StepResult()
             for outcome in outcomes:
                 save_outcome(conn, scope, outcome, now, result)
-            recover_expired(conn, scope, now, backoff or default_backoff, result)
+            recover_expired(conn, scope, now, backoff or default_backoff, result, alive)
             if claim > 0:
                 claim_heads(conn, scope, now, claim, owner, now + lease, result)
             return result
@@ -336,10 +336,12 @@ def _hold(job: Job | None) -> float | None:
 
 
 def recover_expired(conn: apsw.Connection, scope: str, now: float, backoff: BackoffFunction,
-                    result: StepResult) -> None:
+                    result: StepResult, alive: Collection[str] = ()) -> None:
     """Count the attempt of every job whose lease expired as failed, and free its queue."""
     expired = _run(conn, "expired_leases", {"scope": scope, "now": now})
     for queue, token, head_id, locked_by in expired:
+        if token in alive:
+            continue
         failed_job = None
         row = _run(conn, "get_job", {"scope": scope, "id": head_id}, one=True)
         if row is not None:

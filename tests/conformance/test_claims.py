@@ -226,3 +226,15 @@ def test_a_queue_is_claimed_by_one_of_two_concurrent_workers(backend: Backend) -
     first = backend.step(SCOPE, T0, claim=1, owner="w1").claimed
     second = backend.step(SCOPE, T0, claim=1, owner="w2").claimed
     assert len(first) == 1 and second == []
+
+
+def test_claims_the_caller_still_runs_are_never_recovered(backend: Backend) -> None:
+    first, _second = backend.insert_jobs(SCOPE, [new(), new()], T0)
+    (c,) = claim(backend, T0, lease=10)
+    # The clock jumped past the lease, but this worker knows its job still runs.
+    result = backend.step(SCOPE, T0 + 100, claim=5, owner=OWNER, alive={c.token})
+    assert result.failed == [] and result.claimed == []
+    assert succeed(backend, c, T0 + 101).rejected == []
+    (c2,) = claim(backend, T0 + 101)
+    assert c2.job.id == _second.id
+    assert first.id == c.job.id
