@@ -186,7 +186,13 @@ class SQLiteBackend:
 
     def change_counter(self) -> int:
         """PRAGMA data_version of this thread's connection: moves on others' commits."""
-        return int(self._conns.read(lambda conn: conn.data_version()))
+        # Not conn.data_version() (SQLITE_FCNTL_DATA_VERSION): that counter is only
+        # refreshed when this connection starts a read, so an idle watcher never sees
+        # another process commit. The pragma runs a read and so looks at the WAL.
+        def body(conn: apsw.Connection) -> int:
+            version: int = conn.execute("PRAGMA data_version").fetchall()[0][0]  # type: ignore[assignment]
+            return version
+        return self._conns.read(body)
 
     # -- operating ------------------------------------------------------------
 
