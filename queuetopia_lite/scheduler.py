@@ -31,9 +31,16 @@ ERROR_PAUSE_MAX = 30.0  # seconds: the longest pause after a database error
 _RUNNING, _DONE, _TIMED_OUT = "running", "done", "timed out"
 
 
+_owner: tuple[int, str] = (0, "")  # (pid, name): gethostname() is a system call per step
+
+
 def owner_name() -> str:
     """host:pid, the worker's name in attempted_by and locked_by."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    global _owner
+    pid = os.getpid()
+    if _owner[0] != pid:  # computed again in a forked child
+        _owner = (pid, f"{socket.gethostname()}:{pid}")
+    return _owner[1]
 
 
 class _Task:
