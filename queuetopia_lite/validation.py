@@ -68,7 +68,8 @@ def count(field: str, value: object) -> int:
 
 def params_json(value: object) -> str:
     """A JSON object with string keys, serialised; tuples become lists."""
-    if not isinstance(value, Mapping):
+    # type() first: isinstance against typing's Mapping is slow on the enqueue path.
+    if type(value) is not dict and not isinstance(value, Mapping):
         kind = type(value).__name__
         raise InvalidJobError("params", f"expected a JSON object (a dict), got {kind}")
     for key in value:

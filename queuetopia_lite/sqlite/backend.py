@@ -236,7 +236,7 @@ class SQLiteBackend:
         def body(conn: apsw.Connection) -> int:
             run(conn, "prune_jobs", {"scope": scope, "before": done_before})
             deleted = conn.changes()
-            run(conn, "prune_queues", {"scope": scope})
+            run(conn, "prune_queues", {"scope": scope, "before": done_before})
             return deleted
         return self._conns.write(body)
 

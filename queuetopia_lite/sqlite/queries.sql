@@ -1,12 +1,10 @@
 -- Statements of the SQLite backend. The job columns are always selected in the
 -- order of JOB_COLUMNS in backend.py.
 
--- name: insert_job
+-- name: insert_job_row
 INSERT INTO qt_jobs (scope, queue, action, params, scheduled_at, timeout, max_backoff,
                      max_attempts, status, created_at)
-VALUES (:scope, :queue, :action, :params, :scheduled_at, :timeout, :max_backoff,
-        :max_attempts, :status, :now)
-RETURNING {job_columns};
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
 
 -- name: offer_head
 -- A new pending job becomes its queue's head if the queue has none or it sorts
@@ -122,11 +120,13 @@ UPDATE qt_jobs SET status = 'cancelled', lock_token = NULL, next_attempt_at = NU
 WHERE scope = :scope AND id = :id;
 
 -- name: prune_jobs
-DELETE FROM qt_jobs WHERE scope = :scope AND status = 'done' AND done_at < :before;
+-- The newest job is always kept, so its id stays the highest and ids are never reused.
+DELETE FROM qt_jobs
+WHERE scope = :scope AND status = 'done' AND done_at < :before
+  AND id < (SELECT max(id) FROM qt_jobs);
 
 -- name: prune_queues
--- Forget queues with no job left at all, so idle queue rows do not pile up.
+-- Forget idle queues (no unfinished job, no hold) so their rows do not pile up.
 DELETE FROM qt_queues
 WHERE scope = :scope AND head_id IS NULL AND lock_token IS NULL
-  AND NOT EXISTS (SELECT 1 FROM qt_jobs j WHERE j.scope = qt_queues.scope
-                  AND j.queue = qt_queues.queue);
+  AND (hold_until IS NULL OR hold_until < :before);

@@ -6,6 +6,7 @@ They keep qt_queues in step with qt_jobs: every change to a queue's jobs updates
 
 from __future__ import annotations
 
+import json
 import secrets
 from typing import Any, Collection, NamedTuple, Sequence
 
@@ -24,8 +25,8 @@ from ..backend import (
     default_backoff,
 )
 from ..errors import JobNotFoundError
-from ..job import Job, JobState
-from ..rows import JOB_COLUMNS, job_from_row
+from ..job import Job, JobState, to_datetime
+from ..rows import JOB_COLUMNS, job_from_row, job_state
 
 Q = {
     name: text.format(job_columns=JOB_COLUMNS)
@@ -45,23 +46,37 @@ class QueueRow(NamedTuple):
 
 def insert_jobs(conn: apsw.Connection, scope: str, jobs: Sequence[NewJob],
                 now: float) -> list[Job]:
-    """Insert jobs and offer each to its queue as head."""
-    out = []
-    for new in jobs:
-        scheduled_at = now if new.scheduled_at is None else new.scheduled_at
-        args: dict[str, Any] = {
-            "scope": scope, "queue": new.queue, "action": new.action, "params": new.params,
-            "scheduled_at": scheduled_at, "timeout": new.timeout,
-            "max_backoff": new.max_backoff, "max_attempts": new.max_attempts,
-            # max_attempts=0: never run, never block
-            "status": "pending" if new.max_attempts > 0 else "failed", "now": now,
-        }
-        row = run(conn, "insert_job", args, one=True)
-        if new.max_attempts > 0:
-            args["id"] = row[0]
-            run(conn, "offer_head", args)
-        out.append(job_from_row(row, now))
-    return out
+    """Insert jobs, then offer each queue its first new pending job as head."""
+    rows = [(scope, new.queue, new.action, new.params,
+             now if new.scheduled_at is None else new.scheduled_at, new.timeout,
+             new.max_backoff, new.max_attempts,
+             # max_attempts=0: never run, never block
+             "pending" if new.max_attempts > 0 else "failed", now) for new in jobs]
+    conn.executemany(Q["insert_job_row"], rows)
+    # One writer, one transaction: the ids are consecutive and end at the last one.
+    first_id = conn.last_insert_rowid() - len(rows) + 1
+    firsts: dict[str, tuple[float, int]] = {}
+    for offset, row in enumerate(rows):
+        if row[8] == "pending":
+            key = (row[4], first_id + offset)
+            best = firsts.get(row[1])
+            if best is None or key < best:
+                firsts[row[1]] = key
+    for queue, (scheduled_at, job_id) in firsts.items():
+        run(conn, "offer_head", {"scope": scope, "queue": queue, "id": job_id,
+                                 "scheduled_at": scheduled_at})
+    return [new_job_value(first_id + offset, row, now) for offset, row in enumerate(rows)]
+
+
+def new_job_value(job_id: int, row: tuple[Any, ...], now: float) -> Job:
+    """The Job just inserted from ``row`` (the insert_job_row values), seen at ``now``."""
+    scope, queue, action, params, scheduled_at, timeout, max_backoff, max_attempts, status, _ = row
+    return Job(id=job_id, scope=scope, queue=queue, action=action, params=json.loads(params),
+               scheduled_at=to_datetime(scheduled_at),  # type: ignore[arg-type]
+               timeout=timeout, max_backoff=max_backoff, max_attempts=max_attempts,
+               attempts=0, attempted_at=None, attempted_by=None, next_attempt_at=None,
+               done_at=None, error=None, state=job_state(status, scheduled_at, None, now),
+               created_at=to_datetime(now))  # type: ignore[arg-type]
 
 
 def save_outcome(conn: apsw.Connection, scope: str, outcome: Outcome, now: float,
