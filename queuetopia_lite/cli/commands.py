@@ -94,7 +94,7 @@ def cmd_retry(args: argparse.Namespace) -> int:
     finally:
         q.close()
     print(f"job {job.id} is {job.state.value} (attempts so far: {job.attempts}/"
-          f"{job.max_attempts}); queue {job.queue!r} runs it next")
+          f"{job.max_attempts})")
     return 0
 
 

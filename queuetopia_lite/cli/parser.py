@@ -121,8 +121,8 @@ def build() -> Parser:
     command("migrate", "create or upgrade the database schema and print its version")
 
     p = command("enqueue", "store a job at the end of QUEUE and print its id")
-    p.add_argument("queue")
-    p.add_argument("action")
+    p.add_argument("queue", metavar="QUEUE")
+    p.add_argument("action", metavar="ACTION")
     p.add_argument("params", nargs="?", default="{}", metavar="PARAMS_JSON",
                    help="a JSON object (default: {})")
     when = p.add_mutually_exclusive_group()

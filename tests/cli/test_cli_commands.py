@@ -235,7 +235,7 @@ def test_retry_makes_a_blocked_job_runnable_now(cli: Run, db: str) -> None:
     job_id = block(cli, db)
     retried = cli("--db", db, "retry", str(job_id))
     assert retried.code == 0
-    assert retried.out.startswith(f"job {job_id} is available (attempts so far: 1/20)")
+    assert retried.out == f"job {job_id} is available (attempts so far: 1/20)\n"
     job = Queuetopia(db).get_job(job_id)
     assert job is not None and (job.state, job.attempts) == (JobState.AVAILABLE, 1)
 

@@ -31,7 +31,7 @@ PERFORMER = "cli_performer:performer"
     (["enqueue", "q", "a", "--at", "2031-01-01T00:00:00"], "has no timezone"),
     (["enqueue", "q", "a", "--at", "tomorrow"], "bad instant 'tomorrow'"),
     (["enqueue", "q", "a", "--at", "2031-01-01T00:00:00Z", "--in", "5"], "not allowed with"),
-    (["enqueue", "q"], "the following arguments are required: action"),
+    (["enqueue", "q"], "the following arguments are required: ACTION"),
     (["prune", "--older-than", "3x"], "bad duration '3x'"),
     (["prune", "--older-than", ""], "bad duration ''"),
     (["prune"], "the following arguments are required: --older-than"),
