@@ -189,7 +189,8 @@ def queue_detail(status: QueueStatus, now: datetime) -> str:
             return (f"since {since} by job {head.id}, attempt {head.attempts}/"
                     f"{head.max_attempts}, next retry {retry}")
         # A head that ran out of attempts holds the queue for its last backoff.
-        return f"its last head failed for good; moves on {retry}"
+        # QueueStatus does not say which job that was: `jobs --state failed` does.
+        return f"held after a job failed for good; moves on {retry}"
     if status.state == QueueState.SCHEDULED:
         return f"next start {ago(status.next_run_at, now)}"
     if status.state == QueueState.AVAILABLE:

@@ -187,6 +187,16 @@ def test_queues_makes_a_blocked_queue_obvious(cli: Run, db: str) -> None:
     assert lines[-1].startswith("1 blocked: payments")
 
 
+def test_queues_shows_a_queue_held_after_its_head_failed_for_good(cli: Run, db: str) -> None:
+    enqueue(cli, db, "payments", "fail", '{"backoff": 600}', "--max-attempts", "1")
+    nxt = enqueue(cli, db, "payments", "ok")
+    assert cli("--db", db, "worker", "--performer", PERFORMER, "--drain").code == 0
+    row = cli("--db", db, "queues").out.splitlines()[1]
+    assert row.split()[:4] == ["payments", "BLOCKED", "1", f"#{nxt}"]
+    assert "held after a job failed for good" in row
+    assert "moves on in 10 min" in row or "moves on in 9 min" in row
+
+
 def test_queues_json(cli: Run, db: str) -> None:
     job_id = block(cli, db, "payments")
     enqueue(cli, db, "mails", "ok")
