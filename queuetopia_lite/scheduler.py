@@ -339,8 +339,10 @@ class Scheduler:
             except DatabaseError:
                 continue
             if counter != last:
-                if last is not None:
-                    self._wake.set()
+                # The first reading wakes the scheduler too: a commit that landed
+                # after the scheduler's first look but before this baseline would
+                # otherwise wait for the next poll.
+                self._wake.set()
                 last = counter
 
     def _run_callbacks(self) -> None:
