@@ -178,7 +178,10 @@ class Backend(Protocol):
         ...
 
 
+MAX_DURATION = 100 * 365 * 86400.0  # seconds: longer waits are refused or capped
+
+
 def default_backoff(job: Job) -> float:
     """2, 3, 5, 9, 17... seconds for attempts 1, 2, 3, 4, 5..., capped by max_backoff."""
     exponent = min(max(job.attempts - 1, 0), 62)
-    return float(min(2**exponent + 1, job.max_backoff))
+    return float(min(2**exponent + 1, job.max_backoff, MAX_DURATION))

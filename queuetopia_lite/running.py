@@ -55,11 +55,18 @@ class Request:
         self.done = False
 
 
-def perform(performer: BoundPerformer, claim: Claim, clock: Callable[[], float]) -> Outcome:
-    """Run the job: its return is success, its raise (of anything) a failed attempt."""
+def perform(performer: BoundPerformer, claim: Claim, clock: Callable[[], float],
+            interrupts: list[BaseException] | None = None) -> Outcome:
+    """Run the job: its return is success, its raise (of anything) a failed attempt.
+
+    A KeyboardInterrupt is also appended to ``interrupts`` when given, so that a
+    foreground caller can stop after saving the failure.
+    """
     try:
         performer.perform(claim.job)
     except BaseException as exc:  # SystemExit, KeyboardInterrupt too: a failed attempt
+        if interrupts is not None and isinstance(exc, KeyboardInterrupt):
+            interrupts.append(exc)
         try:
             return Failure(claim, error_text(exc), clock() + performer.safe_backoff(claim.job))
         except BaseException as inner:  # never leave a claim without an outcome

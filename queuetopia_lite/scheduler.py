@@ -30,6 +30,7 @@ log = logging.getLogger("queuetopia_lite")
 
 WATCH_INTERVAL = 0.005  # seconds between looks for other processes' commits
 ERROR_PAUSE_MAX = 30.0  # seconds: the longest pause after a database error
+DRAIN_SAVE_TRIES = 5  # drain() tries to save a job's result this often before raising
 
 
 class Scheduler:
@@ -316,14 +317,25 @@ class Scheduler:
 
     # -- helper threads -----------------------------------------------------------
 
-    def _heartbeat(self, halt: threading.Event) -> None:
-        """Renew the leases of every job in flight, every third of a lease, until halted."""
-        while not halt.wait(self._lease / 3):
+    def _heartbeat(self, halt: threading.Event, linger: bool = True) -> None:
+        """Renew the leases of every job in flight, every third of a lease.
+
+        With ``linger``, it goes on after ``halt`` while runaway jobs (past their
+        timeout) still run: their queues must stay locked until their threads end.
+        """
+        interval = self._lease / 3
+        while True:
+            if halt.is_set():
+                time.sleep(interval)
+            else:
+                halt.wait(interval)
             with self._lock:
                 claims = [t.claim for t in self._tasks.values()]
+            if halt.is_set() and (not claims or not linger):
+                return
             try:
                 lost = self._backend.renew(self._scope, claims, self._clock() + self._lease)
-            except DatabaseError as exc:
+            except Exception as exc:  # the heartbeat must outlive a bad moment
                 log.error("queuetopia_lite: cannot renew leases: %s", exc)
                 continue
             for claim in lost:
@@ -353,35 +365,63 @@ class Scheduler:
         """The performer's handle_failed_job(job); its errors are logged, never raised."""
         try:
             self._performer.handle_failed_job(job)
-        except Exception:
+        except BaseException:  # SystemExit too: one hook must not end the others
             log.exception("queuetopia_lite: handle_failed_job raised for job %s", job.id)
 
     # -- drain: run due jobs in the caller's thread ------------------------------
 
     def drain(self) -> int:
-        """Run due jobs in this thread until none is due; return how many ran."""
+        """Run due jobs in this thread until none is due; return how many ran.
+
+        Ctrl-C (KeyboardInterrupt) during a job saves it as a failed attempt and
+        then stops the drain by raising.
+        """
         ran = 0
         outcomes: list[Outcome] = []
         halt = threading.Event()
-        heartbeat = threading.Thread(target=self._heartbeat, args=(halt,), daemon=True,
+        heartbeat = threading.Thread(target=self._heartbeat, args=(halt, False), daemon=True,
                                      name="queuetopia-drain-heartbeat")
         heartbeat.start()
         try:
             while True:
-                result = self._step(self._clock(), outcomes, 1)
-                for job in result.failed:
-                    self.call_failed_hook(job)
+                result = self._drain_step(outcomes, 1)
                 if not result.claimed:
                     return ran
                 (task,) = self._register(result.claimed)
+                interrupts: list[BaseException] = []
                 try:
-                    outcomes = [perform(self._performer, task.claim, self._clock)]
+                    outcomes = [perform(self._performer, task.claim, self._clock, interrupts)]
                 finally:
                     with self._lock:
                         del self._tasks[task.claim.token]
                 ran += 1
+                if interrupts:
+                    self._drain_step(outcomes, 0)
+                    raise interrupts[0]
         finally:
             halt.set()
+
+    def _drain_step(self, outcomes: list[Outcome], claim: int) -> StepResult:
+        """A step for drain(); outcomes get a few more tries before an error is raised."""
+        pause = 0.1
+        with self._lock:  # results an earlier drain could not save
+            outcomes = self._unsaved + outcomes
+            self._unsaved = []
+        for attempt in range(DRAIN_SAVE_TRIES):
+            try:
+                result = self._step(self._clock(), outcomes, claim)
+                break
+            except DatabaseError as exc:
+                if not outcomes or not exc.retryable or attempt == DRAIN_SAVE_TRIES - 1:
+                    with self._lock:  # kept for the next step, never dropped
+                        self._unsaved[:0] = outcomes
+                    raise
+                log.error("queuetopia_lite: %s (saving the result again in %.1f s)", exc, pause)
+                time.sleep(pause)
+                pause *= 2
+        for job in result.failed:
+            self.call_failed_hook(job)
+        return result
 
 
 __all__ = ["Scheduler", "owner_name"]

@@ -62,6 +62,7 @@ class SQLiteBackend:
 
     def migrate(self) -> int:
         """Create or upgrade the schema; return its version."""
+        self._conns.read(self._version)  # refuse a foreign file before touching it
         conn = self._conns.get()
         try:
             if conn.execute("PRAGMA journal_mode").fetchall()[0][0] != "wal":

@@ -8,14 +8,15 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
 
 -- name: offer_head
 -- A new pending job becomes its queue's head if the queue has none or it sorts
--- first; a locked queue is left alone (its head is recomputed at release).
+-- first; a locked queue is left alone (its head is recomputed at release). A queue
+-- starts waiting when its head is due and it was offered (never earlier: fairness).
 INSERT INTO qt_queues (scope, queue, head_id, head_scheduled_at, head_due_at, ready_at)
-VALUES (:scope, :queue, :id, :scheduled_at, :scheduled_at, :scheduled_at)
+VALUES (:scope, :queue, :id, :scheduled_at, :scheduled_at, max(:scheduled_at, :now))
 ON CONFLICT (scope, queue) DO UPDATE SET
     head_id = excluded.head_id,
     head_scheduled_at = excluded.head_scheduled_at,
     head_due_at = excluded.head_due_at,
-    ready_at = max(excluded.head_due_at, coalesce(hold_until, 0)),
+    ready_at = max(excluded.ready_at, coalesce(hold_until, 0)),
     blocked_since = NULL
 WHERE lock_token IS NULL
   AND (head_id IS NULL OR excluded.head_scheduled_at < head_scheduled_at);
@@ -58,7 +59,7 @@ SELECT lock_token, head_id, blocked_since, hold_until FROM qt_queues
 WHERE scope = :scope AND queue = :queue;
 
 -- name: next_head
-SELECT id, scheduled_at, next_attempt_at FROM qt_jobs
+SELECT id, scheduled_at, next_attempt_at, attempted_at FROM qt_jobs
 WHERE scope = :scope AND queue = :queue AND status = 'pending'
 ORDER BY scheduled_at, id LIMIT 1;
 
@@ -73,6 +74,17 @@ WHERE scope = :scope AND queue = :queue;
 -- name: expired_leases
 SELECT queue, lock_token, head_id, locked_by FROM qt_queues
 WHERE scope = :scope AND locked_until <= :now;
+
+-- name: hold_locked_queue
+-- A timed-out job failed while its thread still runs: the queue stays locked, but
+-- records that it is blocked (and held, after a last attempt) for when it is released.
+UPDATE qt_queues
+SET blocked_since = coalesce(blocked_since, :now),
+    hold_until = max(coalesce(hold_until, 0), coalesce(:hold_until, 0))
+WHERE scope = :scope AND queue = :queue AND lock_token = :token;
+
+-- name: ensure_queue
+INSERT INTO qt_queues (scope, queue) VALUES (:scope, :queue) ON CONFLICT DO NOTHING;
 
 -- name: renew_lease
 UPDATE qt_queues SET locked_until = :until

@@ -64,7 +64,7 @@ def insert_jobs(conn: apsw.Connection, scope: str, jobs: Sequence[NewJob],
                 firsts[row[1]] = key
     for queue, (scheduled_at, job_id) in firsts.items():
         run(conn, "offer_head", {"scope": scope, "queue": queue, "id": job_id,
-                                 "scheduled_at": scheduled_at})
+                                 "scheduled_at": scheduled_at, "now": now})
     return [new_job_value(first_id + offset, row, now) for offset, row in enumerate(rows)]
 
 
@@ -95,7 +95,11 @@ def save_outcome(conn: apsw.Connection, scope: str, outcome: Outcome, now: float
         if row is not None:
             result.failed.append(job_from_row(row, now))
         if outcome.keep_lock:
-            if not saved:
+            if saved:
+                run(conn, "hold_locked_queue", {
+                    "scope": scope, "queue": claim.job.queue, "token": claim.token, "now": now,
+                    "hold_until": _hold(result.failed[-1])})
+            else:
                 result.rejected.append(outcome)
             return
     else:
@@ -166,6 +170,8 @@ def claim_heads(conn: apsw.Connection, scope: str, now: float, limit: int, owner
 
 def refresh_head(conn: apsw.Connection, scope: str, queue: str, now: float) -> None:
     """Recompute an unlocked queue's head (a locked one is recomputed at release)."""
+    # A queue whose only jobs never ran (max_attempts=0) may have no row yet.
+    run(conn, "ensure_queue", {"scope": scope, "queue": queue})
     row = queue_row(conn, scope, queue)
     if row is not None and row.lock_token is None:
         set_head(conn, scope, queue, now, row, failed=False)
@@ -183,13 +189,15 @@ def set_head(conn: apsw.Connection, scope: str, queue: str, now: float, row: Que
     if failed:
         args["blocked_since"] = row.blocked_since or now
     if head is not None:
-        head_id, scheduled_at, next_attempt_at = head
+        head_id, scheduled_at, next_attempt_at, attempted_at = head
         due = max(scheduled_at, next_attempt_at or 0.0)
         # A released queue goes to the back of the line (now): fairness between queues.
         args.update(head_id=head_id, head_scheduled_at=scheduled_at, head_due_at=due,
                     ready_at=max(due, hold or 0.0, now))
         if not failed and head_id == row.head_id:
             args["blocked_since"] = row.blocked_since
+        elif not failed and next_attempt_at is not None:  # a failed job is head again
+            args["blocked_since"] = attempted_at
     run(conn, "set_head", args)
 
 

@@ -1,1 +1,1 @@
-"""Adversarial tests: each failing test names a contract violation found on main (see docstrings)."""
+"""Adversarial tests: each names a contract violation once found on main (see docstrings)."""

@@ -43,10 +43,12 @@ def test_drain_loses_a_success_when_the_database_is_briefly_locked(tmp_path: Pat
 
     q = Queuetopia(backend, perform, lease=60)
     job = q.create_job("a", "x")
-    with pytest.raises(DatabaseError):
+    try:  # drain() may wait the lock out, or give up with a clear error...
         q.drain()
+    except DatabaseError:
+        pass
     done.set()
-    q.drain()
+    q.drain()  # ...and then saves the result it kept
     stored = q.get_job(job.id)
     assert stored is not None and stored.state == JobState.DONE, stored.state if stored else None
 

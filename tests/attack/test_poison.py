@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from queuetopia_lite import Job, JobState, Queuetopia
+from queuetopia_lite import InvalidJobError, Job, JobState, Queuetopia
 
 from .helpers import Tracker, wait_for
 
@@ -49,7 +49,12 @@ def test_huge_max_backoff_with_many_attempts_breaks_reads(tmp_path: Path) -> Non
     (get_job, list_jobs, queues, the scheduler's step) raises.
     """
     q = Queuetopia(os.fspath(tmp_path / "j.db"), lambda job: 1 / 0)
-    job = q.create_job("A", "x", max_backoff=1e15, max_attempts=100)
+    with pytest.raises(InvalidJobError) as info:
+        q.create_job("A", "x", max_backoff=1e15, max_attempts=100)
+    assert info.value.field == "max_backoff"
+    from queuetopia_lite.backend import MAX_DURATION
+
+    job = q.create_job("A", "x", max_backoff=MAX_DURATION, max_attempts=100)
     from queuetopia_lite.backend import Failure
 
     backend = q.backend

@@ -115,11 +115,17 @@ def test_job_created_while_queue_runs_waits_its_turn(backend: Backend) -> None:
 
 
 def test_claims_oldest_waiting_queue_first(backend: Backend) -> None:
-    backend.insert_jobs(SCOPE, [new("c", scheduled_at=T0 - 1)], T0)
-    backend.insert_jobs(SCOPE, [new("a", scheduled_at=T0 - 3)], T0)
-    backend.insert_jobs(SCOPE, [new("b", scheduled_at=T0 - 2)], T0)
-    assert [c.job.queue for c in claim(backend, T0, n=1)] == ["a"]
-    assert [c.job.queue for c in claim(backend, T0, n=5)] == ["b", "c"]
+    backend.insert_jobs(SCOPE, [new("c")], T0 - 3)
+    backend.insert_jobs(SCOPE, [new("a")], T0 - 1)
+    backend.insert_jobs(SCOPE, [new("b")], T0 - 2)
+    assert [c.job.queue for c in claim(backend, T0, n=1)] == ["c"]
+    assert [c.job.queue for c in claim(backend, T0, n=5)] == ["b", "a"]
+
+
+def test_a_back_dated_job_does_not_jump_ahead_of_waiting_queues(backend: Backend) -> None:
+    backend.insert_jobs(SCOPE, [new("waiting")], T0 - 5)
+    backend.insert_jobs(SCOPE, [new("late", scheduled_at=T0 - 3600)], T0)
+    assert [c.job.queue for c in claim(backend, T0, n=1)] == ["waiting"]
 
 
 def test_released_queue_goes_behind_queues_already_waiting(backend: Backend) -> None:
