@@ -125,6 +125,17 @@ def cmd_prune(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    """Copy the live database with SQLite's online backup (safe while workers run)."""
+    q = open_queue(args)
+    try:
+        q.backup(args.path)
+    finally:
+        q.close()
+    print(f"backed up {args.db} to {args.path}")
+    return 0
+
+
 # -- reading ----------------------------------------------------------------------
 
 
@@ -272,5 +283,5 @@ def cmd_worker(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, Command] = {
     "migrate": cmd_migrate, "enqueue": cmd_enqueue, "worker": cmd_worker,
     "jobs": cmd_jobs, "job": cmd_job, "queues": cmd_queues, "stats": cmd_stats,
-    "retry": cmd_retry, "cancel": cmd_cancel, "prune": cmd_prune,
+    "retry": cmd_retry, "cancel": cmd_cancel, "prune": cmd_prune, "backup": cmd_backup,
 }

@@ -168,6 +168,10 @@ def build() -> Parser:
     p = command("prune", "delete done jobs finished longer ago than DURATION")
     p.add_argument("--older-than", type=duration, required=True, metavar="DURATION",
                    help="e.g. 7d, 12h, 30m, 90s or plain seconds")
+
+    p = command("backup", "copy the live database to PATH (online backup; safe while "
+                "workers run)")
+    p.add_argument("path", metavar="PATH")
     return parser
 
 

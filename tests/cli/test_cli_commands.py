@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from cli_helpers import Run, one_line_error
@@ -354,3 +356,12 @@ def test_help_exits_zero(cli: Run) -> None:
         assert command in result.out
 
 
+
+
+def test_backup_copies_the_database(cli: Run, db: str, tmp_path: Path) -> None:
+    job = enqueue(cli, db, "q", "ok")
+    copy = os.fspath(tmp_path / "copy.db")
+    result = cli("--db", db, "backup", copy)
+    assert result.code == 0 and result.out == f"backed up {db} to {copy}\n"
+    copied = Queuetopia(copy).get_job(job)
+    assert copied is not None and copied.queue == "q"
