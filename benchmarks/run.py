@@ -107,9 +107,12 @@ def main() -> None:
               flush=True)
     doc = {"meta": report.machine(n, command, started), "results": results}
     doc["targets"] = report.targets(results)
-    (HERE / "results.json").write_text(json.dumps(doc, indent=1) + "\n")
-    (HERE / "RESULTS.md").write_text(report.markdown(doc))
-    (HERE / "SUMMARY.md").write_text(report.summary(doc))
+    # A partial run (--only) must not replace the documented full results.
+    out = HERE / "out" if opts.only else HERE
+    out.mkdir(exist_ok=True)
+    (out / "results.json").write_text(json.dumps(doc, indent=1) + "\n")
+    (out / "RESULTS.md").write_text(report.markdown(doc))
+    (out / "SUMMARY.md").write_text(report.summary(doc))
     print(report.targets_table(doc["targets"]))
 
 
