@@ -201,7 +201,10 @@ class Queuetopia:
 
     def get_job(self, job_id: int) -> Job | None:
         """The job with this id in this scope, or None."""
-        return self.backend.get_job(self.scope, _job_id(job_id), self._clock())
+        try:
+            return self.backend.get_job(self.scope, _job_id(job_id), self._clock())
+        except JobNotFoundError:
+            return None
 
     def list_jobs(self, *, queue: str | None = None, state: JobState | str | None = None,
                   action: str | None = None, limit: int = 100, offset: int = 0) -> list[Job]:
@@ -260,8 +263,11 @@ class Queuetopia:
 
 
 def _job_id(job_id: object) -> int:
+    """An integer job id; one no database could hold is simply not found."""
     if isinstance(job_id, bool) or not isinstance(job_id, int):
         raise InvalidJobError("job_id", f"expected an integer, got {job_id!r}")
+    if not 0 < job_id <= check.MAX_INT:
+        raise JobNotFoundError(job_id)
     return job_id
 
 

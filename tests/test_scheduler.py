@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any, Callable
 
@@ -164,9 +165,8 @@ def test_timeout_records_failure_keeps_queue_locked_and_frees_the_worker(make_q:
     stuck = q.create_job("slow", "wait", timeout=0.2)
     behind = q.create_job("slow", "ok")
     with q:
-        # (not "!= RUNNING": the job is AVAILABLE before its claim, too)
-        wait_until(lambda: (q.get_job(stuck.id) or stuck).error is not None,
-                   message="the timeout")
+        wait_until(lambda: ((q.get_job(stuck.id) or stuck).error or "").startswith("timeout"),
+                   message="the timeout recorded")
         stored = q.get_job(stuck.id)
         assert stored is not None and stored.error is not None
         assert stored.error.startswith("timeout") and stored.attempts == 1
@@ -268,9 +268,12 @@ def test_no_queue_starves_with_one_worker(make_q: MakeQ) -> None:
 def test_cleaner_deletes_old_done_jobs(make_q: MakeQ) -> None:
     rec = Recorder()
     q = make_q(rec, cleanup_interval=0.05, job_retention=0)
-    job = q.create_job("a", "ok")
+    old, newest = q.create_job("a", "ok"), q.create_job("b", "ok")
     with q:
-        wait_until(lambda: q.get_job(job.id) is None, message="pruned")
+        wait_until(lambda: q.get_job(old.id) is None, message="pruned")
+        # The newest job stays, so that ids are never reused.
+        wait_until(lambda: state_of(q, newest) == JobState.DONE, message="newest done")
+    assert q.list_jobs() == [q.get_job(newest.id)]
 
 
 def test_lease_is_renewed_while_a_long_job_runs(make_q: MakeQ) -> None:
@@ -295,3 +298,51 @@ def test_context_manager_and_notify(make_q: MakeQ) -> None:
         job = q.create_job("a", "ok")
         wait_until(lambda: state_of(q, job) == JobState.DONE, message="done")
     assert rec.count() == 1
+
+
+def test_scheduler_sleeps_while_every_worker_is_busy(make_q: MakeQ) -> None:
+    rec = Recorder()
+    q = make_q(rec, max_workers=1)
+    q.create_job("slow", "wait")
+    q.create_job("waiting", "ok")  # due, but no worker is free for it
+    with q:
+        assert rec.started.wait(20)
+        scheduler = q._scheduler
+        assert scheduler is not None
+        before = scheduler.iterations
+        heartbeat = threading.Event()
+        heartbeat.wait(0.5)  # let the scheduler run (or spin) for a while
+        turns = scheduler.iterations - before
+        rec.release.set()
+        wait_until(lambda: rec.count("waiting") == 1, message="waiting queue")
+    assert turns < 20, f"the scheduler turned {turns} times in 0.5 s with nothing to do"
+
+
+def test_error_with_a_broken_str_is_still_recorded(make_q: MakeQ) -> None:
+    class Unprintable(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("no str for you")
+
+    def perform(job: Job) -> None:
+        raise Unprintable()
+
+    q = make_q(perform)
+    job = q.create_job("a", "x")
+    with q:
+        wait_until(lambda: state_of(q, job) == JobState.RETRYING, message="failure saved")
+    stored = q.get_job(job.id)
+    assert stored is not None and stored.error is not None
+    assert stored.error.startswith("Unprintable: <unprintable message>")
+
+
+def test_restart_after_stop_runs_with_every_worker(make_q: MakeQ) -> None:
+    rec = Recorder()
+    q = make_q(rec, max_workers=2)
+    q.start()
+    q.stop()
+    q.create_jobs([("a", "wait", {"n": 1}), ("b", "wait", {"n": 2})])
+    with q:
+        # Both run at once only if both workers came back after the restart.
+        wait_until(lambda: rec.running["a"] + rec.running["b"] == 2, message="both running")
+        rec.release.set()
+    assert rec.count() == 2

@@ -13,8 +13,9 @@ import pytest
 
 from queuetopia_lite import DatabaseError, Queuetopia
 from queuetopia_lite.sqlite import SQLiteBackend
-from queuetopia_lite.sqlite.backend import _Q, SCHEMA_VERSION
+from queuetopia_lite.sqlite.backend import SCHEMA_VERSION
 from queuetopia_lite.sqlite.connection import APPLICATION_ID
+from queuetopia_lite.sqlite.transactions import Q
 
 from .conformance.helpers import SCOPE, T0, claim, new
 
@@ -126,7 +127,7 @@ def test_write_waits_for_a_short_lock_instead_of_failing(db_path: str) -> None:
 
 def plan(backend: SQLiteBackend, name: str, args: dict[str, object]) -> str:
     conn = backend._conns.get()
-    rows = conn.execute("EXPLAIN QUERY PLAN " + _Q[name], args).fetchall()
+    rows = conn.execute("EXPLAIN QUERY PLAN " + Q[name], args).fetchall()
     return " | ".join(str(row[-1]) for row in rows)
 
 
