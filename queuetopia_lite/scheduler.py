@@ -226,7 +226,14 @@ class Scheduler:
                 pause = error_pause
             if self._stopping.is_set() and self._settled():
                 return
-            if pause is not None:
+            if pause is not None and error_pause:
+                # A failed step sets _wake (to get its outcomes retried): waking on it
+                # would retry at once, a hot loop on a full disk. Only stop() cuts it short.
+                deadline = time.monotonic() + pause
+                while not self._stopping.is_set() and (left := deadline - time.monotonic()) > 0:
+                    self._wake.clear()
+                    self._wake.wait(left)
+            elif pause is not None:
                 self._wake_at = time.monotonic() + pause
                 self._wake.wait(pause)
             self._wake_at = 0.0
