@@ -178,31 +178,35 @@ def test_scheduler_rides_out_io_errors_and_a_full_disk(tmp_path: Path) -> None:
     q = Queuetopia(backend, perform, max_workers=2, poll_interval=0.5)
     accepted = []
     with q:
-        rng = random.Random(6)
-        PLAN.arm("write", rng.randint(1, 20))  # inserts and the scheduler's claims meet it
-        for n in range(40):
-            try:
-                accepted.append(q.create_job(f"q{n % 4}", "a", {"n": n}).id)
-            except DatabaseError:
-                pass  # refused: stored nothing, checked below
-            if PLAN.fired:
-                PLAN.arm("write", rng.randint(1, 20))  # and again
-        wait_until(lambda: q.count_jobs()[JobState.RUNNING] == 2, message="jobs running")
-        # The disk fills up while two jobs run: their completions cannot be saved.
-        PLAN.arm("write", 1, code=apsw.SQLITE_FULL, persistent=True)
         try:
-            q.create_job("q0", "a", {"n": 100})
-            raise AssertionError("a write succeeded on a full disk")
-        except DatabaseError as exc:
-            assert "disk is full" in str(exc) and path in str(exc)
-        started = time.monotonic()
-        gate.set()
-        wait_until(lambda: PLAN.fired >= 6, message="completions refused")
-        # Five refused retries took the backoff's pauses (0.1 + 0.2 + 0.4 + ...): no spinning.
-        assert time.monotonic() - started >= 0.5
-        PLAN.disarm()  # space comes back: the saved-up completions go through
-        wait_until(lambda: q.count_jobs()[JobState.DONE] == len(accepted), timeout=60,
-                   message="every accepted job done")
+            rng = random.Random(6)
+            PLAN.arm("write", rng.randint(1, 20))  # inserts and the scheduler's claims meet it
+            for n in range(40):
+                try:
+                    accepted.append(q.create_job(f"q{n % 4}", "a", {"n": n}).id)
+                except DatabaseError:
+                    pass  # refused: stored nothing, checked below
+                if PLAN.fired:
+                    PLAN.arm("write", rng.randint(1, 20))  # and again
+            wait_until(lambda: q.count_jobs()[JobState.RUNNING] == 2, message="jobs running")
+            # The disk fills up while two jobs run: their completions cannot be saved.
+            PLAN.arm("write", 1, code=apsw.SQLITE_FULL, persistent=True)
+            try:
+                q.create_job("q0", "a", {"n": 100})
+                raise AssertionError("a write succeeded on a full disk")
+            except DatabaseError as exc:
+                assert "disk is full" in str(exc) and path in str(exc)
+            started = time.monotonic()
+            gate.set()
+            wait_until(lambda: PLAN.fired >= 6, message="completions refused")
+            # Five refused retries took the backoff's pauses (0.1 + 0.2 + 0.4 + ...): no spinning.
+            assert time.monotonic() - started >= 0.5
+            PLAN.disarm()  # space comes back: the saved-up completions go through
+            wait_until(lambda: q.count_jobs()[JobState.DONE] == len(accepted), timeout=60,
+                       message="every accepted job done")
+        finally:
+            PLAN.disarm()  # a failing check must not leave stop() waiting on a full disk
+            gate.set()
     stored = {j.id for j in q.list_jobs(limit=1000)}
     assert stored == set(accepted)  # none lost, none refused yet stored
     assert len(accepted) < 40  # some inserts really were refused
