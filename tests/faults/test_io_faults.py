@@ -7,6 +7,7 @@ stored, and a completion that failed to commit leaves the job to run again.
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import threading
@@ -164,8 +165,10 @@ def test_completion_that_fails_to_commit_runs_again(kind: str, tmp_path: Path) -
     assert failures > 0
 
 
-def test_scheduler_rides_out_io_errors_and_a_full_disk(tmp_path: Path) -> None:
+def test_scheduler_rides_out_io_errors_and_a_full_disk(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A write in every 1-20 fails, then the disk stays full a while: all jobs end done, once."""
+    caplog.set_level(logging.ERROR, logger="queuetopia_lite")
     path = os.fspath(tmp_path / "jobs.db")
     ran: list[int] = []
     gate = threading.Event()
@@ -198,9 +201,13 @@ def test_scheduler_rides_out_io_errors_and_a_full_disk(tmp_path: Path) -> None:
                 assert "disk is full" in str(exc) and path in str(exc)
             started = time.monotonic()
             gate.set()
-            wait_until(lambda: PLAN.fired >= 6, message="completions refused")
-            # Five refused retries took the backoff's pauses (0.1 + 0.2 + 0.4 + ...): no spinning.
-            assert time.monotonic() - started >= 0.5
+            # The scheduler's fourth refused retry in a row announces a 0.8 s pause; the
+            # three pauses before it (0.1 + 0.2 + 0.4 s) must really have been waited:
+            # a spinning loop gets there in milliseconds.
+            wait_until(lambda: any("retrying in 0.8 s" in r.getMessage()
+                                   for r in list(caplog.records)),
+                       message="completions refused four times")
+            assert time.monotonic() - started >= 0.7
             PLAN.disarm()  # space comes back: the saved-up completions go through
             wait_until(lambda: q.count_jobs()[JobState.DONE] == len(accepted), timeout=60,
                        message="every accepted job done")
