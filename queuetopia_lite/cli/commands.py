@@ -7,11 +7,12 @@ and ``QueueStatus.to_dict``), with instants as absolute ISO 8601 strings in UTC.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import time
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from .. import validation
 from ..errors import DatabaseError, InvalidJobError, JobNotFoundError
@@ -27,9 +28,10 @@ def _is_url(target: str) -> bool:
     return target.startswith(("postgresql://", "postgres://"))
 
 
+@contextlib.contextmanager
 def open_queue(args: argparse.Namespace, *, create: bool = False,
-               performer: Any = None, **options: Any) -> Queuetopia:
-    """The Queuetopia of --db and --scope.
+               performer: Any = None, **options: Any) -> Iterator[Queuetopia]:
+    """The Queuetopia of --db and --scope, closed when the block ends.
 
     Only commands that store jobs (``create``) may create a missing SQLite file,
     and only they migrate: a look at a mistyped path must not leave an empty
@@ -38,7 +40,11 @@ def open_queue(args: argparse.Namespace, *, create: bool = False,
     target: str = args.db
     if not _is_url(target) and not create and not os.path.exists(target):
         raise DatabaseError(target, "no such database file (`migrate` or `enqueue` creates one)")
-    return Queuetopia(target, performer, scope=args.scope, migrate=create, **options)
+    q = Queuetopia(target, performer, scope=args.scope, migrate=create, **options)
+    try:
+        yield q
+    finally:
+        q.close()
 
 
 def emit_json(value: Any) -> None:
@@ -77,22 +83,16 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
                "max_backoff": args.max_backoff, "max_attempts": args.max_attempts}
     # Check everything before opening: bad input must not even create the file.
     validation.new_job(args.queue, args.action, params, **options)
-    q = open_queue(args, create=True)
-    try:
+    with open_queue(args, create=True) as q:
         job = q.create_job(args.queue, args.action, params, **options)
-    finally:
-        q.close()
     print(job.id)
     return 0
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
     """Make a job runnable now."""
-    q = open_queue(args)
-    try:
+    with open_queue(args) as q:
         job = q.retry_job(args.id)
-    finally:
-        q.close()
     print(f"job {job.id} is {job.state.value} (attempts so far: {job.attempts}/"
           f"{job.max_attempts})")
     return 0
@@ -100,12 +100,9 @@ def cmd_retry(args: argparse.Namespace) -> int:
 
 def cmd_cancel(args: argparse.Namespace) -> int:
     """Cancel a job; its queue moves on."""
-    q = open_queue(args)
-    try:
+    with open_queue(args) as q:
         job = q.cancel_job(args.id)
         status = next((s for s in q.queues() if s.queue == job.queue), None)
-    finally:
-        q.close()
     note = f"queue {job.queue!r} moves on"
     if status is not None and status.state == QueueState.RUNNING:
         note = f"queue {job.queue!r} stays locked until its running job ends"
@@ -115,11 +112,8 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 def cmd_prune(args: argparse.Namespace) -> int:
     """Delete old done jobs."""
-    q = open_queue(args)
-    try:
+    with open_queue(args) as q:
         deleted = q.prune(args.older_than)
-    finally:
-        q.close()
     print(f"deleted {deleted} done job{'s' if deleted != 1 else ''} finished more than "
           f"{render.span(args.older_than)} ago")
     return 0
@@ -127,11 +121,8 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 def cmd_backup(args: argparse.Namespace) -> int:
     """Copy the live database with SQLite's online backup (safe while workers run)."""
-    q = open_queue(args)
-    try:
+    with open_queue(args) as q:
         q.backup(args.path)
-    finally:
-        q.close()
     print(f"backed up {args.db} to {args.path}")
     return 0
 
@@ -146,12 +137,9 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     scheduled_at, timeout, max_backoff, max_attempts, attempts, attempted_at,
     attempted_by, next_attempt_at, done_at, error, state, created_at.
     """
-    q = open_queue(args)
-    try:
+    with open_queue(args) as q:
         jobs = q.list_jobs(queue=args.queue, state=args.state, action=args.action,
                            limit=args.limit)
-    finally:
-        q.close()
     if args.json:
         emit_json([job.to_dict() for job in jobs])
     elif not jobs:
@@ -165,11 +153,8 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
 def cmd_job(args: argparse.Namespace) -> int:
     """Show one job. JSON: one job object (keys as in ``jobs``)."""
-    q = open_queue(args)
-    try:
+    with open_queue(args) as q:
         job = q.get_job(args.id)
-    finally:
-        q.close()
     if job is None:
         raise JobNotFoundError(args.id)
     if args.json:
@@ -186,11 +171,8 @@ def cmd_queues(args: argparse.Namespace) -> int:
     head (a job object or null), locked_by, locked_until, blocked_since,
     next_run_at.
     """
-    q = open_queue(args)
-    try:
+    with open_queue(args) as q:
         statuses = q.queues()
-    finally:
-        q.close()
     if args.json:
         emit_json([s.to_dict() for s in statuses])
     elif not statuses:
@@ -217,12 +199,9 @@ def cmd_stats(args: argparse.Namespace) -> int:
     "oldest_pending": a job object or null, "blocked_queues": a list of queue
     status objects (as in ``queues``)}.
     """
-    q = open_queue(args)
-    try:
+    with open_queue(args) as q:
         counts = q.count_jobs()
         statuses = q.queues()
-    finally:
-        q.close()
     head = oldest_pending(statuses)
     blocked = [s for s in statuses if s.state == QueueState.BLOCKED]
     if args.json:
@@ -261,22 +240,19 @@ def cmd_worker(args: argparse.Namespace) -> int:
     """Run jobs until SIGINT or SIGTERM (or, with --drain, until none is due)."""
     # Load the performer first: a typo in its name must not create a database.
     performer = LoggingPerformer(load_performer(args.performer))
-    q = open_queue(args, create=True, performer=performer, max_workers=args.max_workers,
-                   poll_interval=args.poll_interval)
-    with StderrLogging(args.log_level):
-        try:
-            where = f"{q.backend.location} scope {q.scope!r}"
-            if args.drain:
-                ran = q.drain()
-                log.info("drained %s: %s job%s ran", where, ran, "" if ran == 1 else "s")
-                return 0
-            log.info("worker started on %s: performer %s, %s workers (pid %s)", where,
-                     args.performer, args.max_workers, os.getpid())
-            start = time.monotonic()
-            q.run()
-            log.info("worker stopped after %s", render.span(time.monotonic() - start))
-        finally:
-            q.close()
+    opened = open_queue(args, create=True, performer=performer, max_workers=args.max_workers,
+                        poll_interval=args.poll_interval)
+    with opened as q, StderrLogging(args.log_level):
+        where = f"{q.backend.location} scope {q.scope!r}"
+        if args.drain:
+            ran = q.drain()
+            log.info("drained %s: %s job%s ran", where, ran, "" if ran == 1 else "s")
+            return 0
+        log.info("worker started on %s: performer %s, %s workers (pid %s)", where,
+                 args.performer, args.max_workers, os.getpid())
+        start = time.monotonic()
+        q.run()
+        log.info("worker stopped after %s", render.span(time.monotonic() - start))
     return 0
 
 
