@@ -1,0 +1,185 @@
+-- Statements of the Postgres backend. {schema} is the quoted schema name; the
+-- job columns are always selected in the order of JOB_COLUMNS (rows.py).
+-- Row locks are always taken queue row first, then job rows: no deadlocks.
+
+-- name: insert_jobs
+-- Many jobs in one statement; ids are drawn in the order given.
+INSERT INTO {schema}.qt_jobs (scope, queue, action, params, scheduled_at, timeout,
+                              max_backoff, max_attempts, status, created_at)
+SELECT %(scope)s, n.queue, n.action, n.params::jsonb, n.scheduled_at, n.timeout,
+       n.max_backoff, n.max_attempts,
+       CASE WHEN n.max_attempts > 0 THEN 'pending' ELSE 'failed' END,  -- 0: never run
+       %(now)s
+FROM unnest(%(queues)s::text[], %(actions)s::text[], %(params)s::text[],
+            %(scheduled)s::float8[], %(timeouts)s::float8[], %(backoffs)s::float8[],
+            %(attempts)s::integer[])
+     WITH ORDINALITY AS n(queue, action, params, scheduled_at, timeout, max_backoff,
+                          max_attempts, ord)
+ORDER BY n.ord
+RETURNING {job_columns};
+
+-- name: offer_heads
+-- A new pending job becomes its queue's head if the queue has none or it sorts
+-- first by (scheduled_at, id): ids of concurrent inserts may commit out of order.
+-- A locked queue is left alone: its head is recomputed at release, which waits
+-- for this insert to commit (ON CONFLICT locks the row even when it skips it).
+INSERT INTO {schema}.qt_queues AS q (scope, queue, head_id, head_scheduled_at, head_due_at,
+                                     ready_at)
+SELECT DISTINCT ON (n.queue) %(scope)s, n.queue, n.id, n.scheduled_at, n.scheduled_at,
+       n.scheduled_at
+FROM unnest(%(queues)s::text[], %(ids)s::bigint[], %(scheduled)s::float8[])
+     AS n(queue, id, scheduled_at)
+ORDER BY n.queue, n.scheduled_at, n.id
+ON CONFLICT (scope, queue) DO UPDATE SET
+    head_id = excluded.head_id,
+    head_scheduled_at = excluded.head_scheduled_at,
+    head_due_at = excluded.head_due_at,
+    ready_at = greatest(excluded.head_due_at, q.hold_until),
+    blocked_since = NULL
+WHERE q.lock_token IS NULL
+  AND (q.head_id IS NULL
+       OR (excluded.head_scheduled_at, excluded.head_id) < (q.head_scheduled_at, q.head_id));
+
+-- name: notify
+SELECT pg_notify(%(channel)s, %(scope)s);
+
+-- name: get_job
+SELECT {job_columns} FROM {schema}.qt_jobs WHERE scope = %(scope)s AND id = %(id)s;
+
+-- name: ready_queues
+-- Runnable queues, oldest-waiting first; rows another transaction holds are
+-- skipped, so concurrent workers never wait for (nor take) the same queue.
+SELECT queue, lock_token, head_id, blocked_since, hold_until FROM {schema}.qt_queues
+WHERE scope = %(scope)s AND ready_at <= %(now)s
+ORDER BY ready_at LIMIT %(limit)s
+FOR UPDATE SKIP LOCKED;
+
+-- name: claim_jobs
+UPDATE {schema}.qt_jobs
+SET status = 'running', attempts = attempts + 1, attempted_at = %(now)s,
+    attempted_by = %(owner)s, lock_token = c.ctoken
+FROM unnest(%(ids)s::bigint[], %(tokens)s::text[]) AS c(cid, ctoken)
+WHERE id = c.cid AND status = 'pending'
+RETURNING {job_columns};
+
+-- name: lock_queues
+UPDATE {schema}.qt_queues
+SET lock_token = c.ctoken, locked_by = %(owner)s, locked_at = %(now)s,
+    locked_until = %(until)s, ready_at = NULL
+FROM unnest(%(queues)s::text[], %(tokens)s::text[]) AS c(cqueue, ctoken)
+WHERE scope = %(scope)s AND queue = c.cqueue AND lock_token IS NULL;
+
+-- name: lock_queue_rows
+-- The rows of queues about to be released or repaired, locked in name order.
+SELECT queue, lock_token, head_id, blocked_since, hold_until FROM {schema}.qt_queues
+WHERE scope = %(scope)s AND queue = ANY(%(queues)s::text[])
+ORDER BY queue
+FOR UPDATE;
+
+-- name: jobs_succeeded
+UPDATE {schema}.qt_jobs
+SET status = 'done', done_at = %(now)s, error = NULL, next_attempt_at = NULL, lock_token = NULL
+FROM unnest(%(ids)s::bigint[], %(tokens)s::text[]) AS c(cid, ctoken)
+WHERE id = c.cid AND lock_token = c.ctoken AND status = 'running'
+RETURNING id;
+
+-- name: job_failed
+UPDATE {schema}.qt_jobs
+SET status = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'pending' END,
+    error = %(error)s, next_attempt_at = %(next_attempt_at)s, lock_token = NULL
+WHERE id = %(id)s AND lock_token = %(token)s AND status = 'running'
+RETURNING {job_columns};
+
+-- name: next_heads
+-- Each queue's first pending job (or NULLs), read after the queue rows were locked.
+SELECT r.queue, h.id, h.scheduled_at, h.next_attempt_at
+FROM unnest(%(queues)s::text[]) AS r(queue)
+LEFT JOIN LATERAL (
+    SELECT id, scheduled_at, next_attempt_at FROM {schema}.qt_jobs j
+    WHERE j.scope = %(scope)s AND j.queue = r.queue AND j.status = 'pending'
+    ORDER BY scheduled_at, id LIMIT 1
+) AS h ON true;
+
+-- name: set_heads
+-- Unlocks the queues and records their heads (NULL when no pending job).
+UPDATE {schema}.qt_queues
+SET lock_token = NULL, locked_by = NULL, locked_at = NULL, locked_until = NULL,
+    head_id = v.vhead, head_scheduled_at = v.vscheduled, head_due_at = v.vdue,
+    ready_at = v.vready, blocked_since = v.vblocked, hold_until = v.vhold
+FROM unnest(%(queues)s::text[], %(heads)s::bigint[], %(scheduled)s::float8[],
+            %(due)s::float8[], %(ready)s::float8[], %(blocked)s::float8[],
+            %(hold)s::float8[]) AS v(vqueue, vhead, vscheduled, vdue, vready, vblocked, vhold)
+WHERE scope = %(scope)s AND queue = v.vqueue;
+
+-- name: expired_leases
+SELECT queue, lock_token, head_id, blocked_since, hold_until, locked_by
+FROM {schema}.qt_queues
+WHERE scope = %(scope)s AND locked_until <= %(now)s
+ORDER BY queue
+FOR UPDATE SKIP LOCKED;
+
+-- name: renew_leases
+UPDATE {schema}.qt_queues
+SET locked_until = %(until)s
+FROM unnest(%(queues)s::text[], %(tokens)s::text[]) AS c(cqueue, ctoken)
+WHERE scope = %(scope)s AND queue = c.cqueue AND lock_token = c.ctoken
+RETURNING lock_token;
+
+-- name: next_due
+SELECT least((SELECT min(ready_at) FROM {schema}.qt_queues
+              WHERE scope = %(scope)s AND ready_at IS NOT NULL),
+             (SELECT min(locked_until) FROM {schema}.qt_queues
+              WHERE scope = %(scope)s AND locked_until IS NOT NULL));
+
+-- name: has_runnable
+SELECT EXISTS (SELECT 1 FROM {schema}.qt_queues WHERE scope = %(scope)s AND ready_at <= %(now)s)
+    OR EXISTS (SELECT 1 FROM {schema}.qt_queues
+               WHERE scope = %(scope)s AND locked_until <= %(now)s);
+
+-- name: queues
+SELECT q.queue, q.head_id, q.ready_at, q.blocked_since, q.hold_until, q.lock_token,
+       q.locked_by, q.locked_until,
+       (SELECT count(*) FROM {schema}.qt_jobs j
+        WHERE j.scope = q.scope AND j.queue = q.queue AND j.status = 'pending') AS pending
+FROM {schema}.qt_queues q
+WHERE q.scope = %(scope)s AND (%(queue)s::text IS NULL OR q.queue = %(queue)s::text)
+ORDER BY q.queue;
+
+-- name: count_jobs
+SELECT status,
+       CASE WHEN status <> 'pending' THEN status
+            WHEN next_attempt_at > %(now)s THEN 'retrying'
+            WHEN scheduled_at > %(now)s THEN 'scheduled'
+            ELSE 'available' END AS state,
+       count(*)
+FROM {schema}.qt_jobs WHERE scope = %(scope)s GROUP BY 1, 2;
+
+-- name: lock_job
+SELECT {job_columns} FROM {schema}.qt_jobs WHERE scope = %(scope)s AND id = %(id)s FOR UPDATE;
+
+-- name: retry_job
+UPDATE {schema}.qt_jobs
+SET status = 'pending', next_attempt_at = NULL,
+    max_attempts = greatest(max_attempts, attempts + 1)
+WHERE scope = %(scope)s AND id = %(id)s;
+
+-- name: release_hold
+UPDATE {schema}.qt_queues SET hold_until = NULL WHERE scope = %(scope)s AND queue = %(queue)s;
+
+-- name: cancel_job
+UPDATE {schema}.qt_jobs SET status = 'cancelled', lock_token = NULL, next_attempt_at = NULL
+WHERE scope = %(scope)s AND id = %(id)s;
+
+-- name: prune_jobs
+DELETE FROM {schema}.qt_jobs
+WHERE scope = %(scope)s AND status = 'done' AND done_at < %(before)s;
+
+-- name: prune_queues
+-- Forget queues with no job left at all, so idle queue rows do not pile up.
+DELETE FROM {schema}.qt_queues q
+WHERE q.scope = %(scope)s AND q.head_id IS NULL AND q.lock_token IS NULL
+  AND NOT EXISTS (SELECT 1 FROM {schema}.qt_jobs j WHERE j.scope = q.scope
+                  AND j.queue = q.queue);
+
+-- name: clock
+SELECT extract(epoch FROM clock_timestamp())::float8;
