@@ -1,0 +1,72 @@
+"""Fixtures shared by every test: backends on real databases, a fake clock, waiting helpers."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+from queuetopia_lite import Backend
+from queuetopia_lite.sqlite import SQLiteBackend
+
+BACKENDS = ["sqlite"]
+
+
+def make_sqlite_backend(tmp_path: Path) -> Backend:
+    """A SQLite backend on a fresh file (durability normal: tests need no fsync)."""
+    return SQLiteBackend(tmp_path / "jobs.db", durability="normal")
+
+
+BACKEND_FACTORIES: dict[str, Callable[[Path, pytest.FixtureRequest], Backend]] = {
+    "sqlite": lambda tmp_path, request: make_sqlite_backend(tmp_path),
+}
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    """Each backend in turn, on a fresh real database."""
+    made = BACKEND_FACTORIES[request.param](tmp_path, request)
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> str:
+    """A path for a fresh SQLite database file."""
+    return os.fspath(tmp_path / "jobs.db")
+
+
+class FakeClock:
+    """A wall clock that moves only when told."""
+
+    def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> float:
+        self.now += seconds
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A fake wall clock starting at a fixed instant."""
+    return FakeClock()
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 20.0,
+               message: str = "condition") -> object:
+    """Poll ``condition`` until it is truthy; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+        time.sleep(0.005)
