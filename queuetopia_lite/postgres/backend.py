@@ -203,17 +203,20 @@ class PostgresBackend:
         return bool(self._db.read(lambda cur: run(cur, self._q["has_runnable"], args)[0][0]))
 
     def change_counter(self) -> int:
-        """Moves when a NOTIFY for a scope this process runs arrives (or the listener reconnects).
+        """Moves when a NOTIFY for a scope this process runs arrives, or on our own commits.
 
-        The first call starts the listener thread, so processes that only
-        enqueue hold no listening connection.
+        Like SQLite's data_version seen from the watcher thread's connection, it
+        also moves when another thread of this process commits a write (the
+        scheduler relies on that to look again after its own steps). The first
+        call starts the listener thread, so processes that only enqueue hold no
+        listening connection.
         """
-        return self._get_listener().counter
+        return self._get_listener().counter + self._db.commits
 
     def _get_listener(self) -> Listener:
         with self._listener_lock:
             if self._listener is None:
-                self._listener = Listener(self._db.connect, self.channel)
+                self._listener = Listener(lambda: self._db.connect("-listener"), self.channel)
             return self._listener
 
     def _watch_scope(self, scope: str) -> None:

@@ -32,10 +32,13 @@ class DatabaseClock:
     Args:
         measure: returns the database clock's epoch seconds (one round trip).
         tolerance: offsets up to this many seconds are taken as 0.
+        host_clock: the host's real clock (tests simulate a skewed host with it).
     """
 
-    def __init__(self, measure: Callable[[], float], tolerance: float = CLOCK_TOLERANCE) -> None:
+    def __init__(self, measure: Callable[[], float], tolerance: float = CLOCK_TOLERANCE,
+                 host_clock: Callable[[], float] = time.time) -> None:
         self._measure = measure
+        self._host_clock = host_clock
         self._tolerance = tolerance
         self._offset = 0.0
         self._checked_at = -float("inf")  # time.monotonic()
@@ -53,9 +56,9 @@ class DatabaseClock:
         return self._offset
 
     def _update(self) -> None:
-        before = time.time()
+        before = self._host_clock()
         database = self._measure()
-        after = time.time()
+        after = self._host_clock()
         skew = database - (before + after) / 2  # the round trip's midpoint
         self._offset = skew if abs(skew) > self._tolerance else 0.0
         self._checked_at = time.monotonic()

@@ -33,6 +33,7 @@ RETRY_PAUSE = 0.05  # seconds, doubled per retry (capped), with jitter
 RETRY_PAUSE_MAX = 1.0  # seconds
 POOL_TIMEOUT = 10.0  # seconds to wait for a pooled connection
 CONNECT_TIMEOUT = 10  # seconds (libpq's connect_timeout)
+APPLICATION_NAME = "queuetopia_lite"  # shown in pg_stat_activity
 COMMIT_CHECK_TIME = 30.0  # seconds to keep asking whether an interrupted COMMIT happened
 DEFAULT_SCHEMA = "queuetopia"
 
@@ -76,18 +77,23 @@ class Database:
 
     def __init__(self, url: str, *, schema: str | None = None, pool_size: int = 10) -> None:
         self.conninfo, self.location, self.schema = split_url(url, schema)
+        # The URL's own application_name wins (libpq reads it from the query).
+        names = [v for k, v in parse_qsl(urlsplit(url).query) if k == "application_name"]
+        self.application_name = names[-1] if names else APPLICATION_NAME
         self.pool_size = pool_size
         self._lock = threading.Lock()
         self._pid = -1
         self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
+        self.commits = 0  # write transactions committed through this object
 
     # -- connections ------------------------------------------------------------
 
-    def connect(self) -> psycopg.Connection[Any]:
-        """A new connection outside the pool (autocommit), for the listener."""
+    def connect(self, role: str = "") -> psycopg.Connection[Any]:
+        """A new autocommit connection outside the pool (``role`` names it)."""
         try:
             return psycopg.connect(self.conninfo, autocommit=True,
-                                   connect_timeout=CONNECT_TIMEOUT)
+                                   connect_timeout=CONNECT_TIMEOUT,
+                                   application_name=self.application_name + role)
         except psycopg.Error as exc:
             raise self.error(exc) from exc
 
@@ -101,7 +107,8 @@ class Database:
                 self.connect().close()  # a clear error now beats a pool timeout later
                 self._pool = ConnectionPool(
                     self.conninfo, min_size=1, max_size=self.pool_size, timeout=POOL_TIMEOUT,
-                    kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT},
+                    kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT,
+                            "application_name": self.application_name},
                     name="queuetopia_lite", open=False)
                 self._pool.open()
                 self._pid = os.getpid()
@@ -177,9 +184,10 @@ class Database:
         except psycopg.Error as exc:
             if not is_connection_error(exc, conn):
                 raise
-            if self._committed(xid, exc):
-                return result
-            raise _Retry(exc) from exc
+            if not self._committed(xid, exc):
+                raise _Retry(exc) from exc
+        with self._lock:
+            self.commits += 1
         return result
 
     def _committed(self, xid: str, cause: psycopg.Error) -> bool:
