@@ -55,19 +55,20 @@ ORDER BY ready_at LIMIT %(limit)s
 FOR UPDATE SKIP LOCKED;
 
 -- name: claim_jobs
+-- Arrays as parameters: "= ANY" keeps the plan on the primary key whatever the
+-- table's statistics; array_position() picks each row's own value.
 UPDATE {schema}.qt_jobs
 SET status = 'running', attempts = attempts + 1, attempted_at = %(now)s,
-    attempted_by = %(owner)s, lock_token = c.ctoken
-FROM unnest(%(ids)s::bigint[], %(tokens)s::text[]) AS c(cid, ctoken)
-WHERE id = c.cid AND status = 'pending'
+    attempted_by = %(owner)s,
+    lock_token = (%(tokens)s::text[])[array_position(%(ids)s::bigint[], id)]
+WHERE id = ANY(%(ids)s::bigint[]) AND status = 'pending'
 RETURNING {job_columns};
 
 -- name: lock_queues
 UPDATE {schema}.qt_queues
-SET lock_token = c.ctoken, locked_by = %(owner)s, locked_at = %(now)s,
-    locked_until = %(until)s, ready_at = NULL
-FROM unnest(%(queues)s::text[], %(tokens)s::text[]) AS c(cqueue, ctoken)
-WHERE scope = %(scope)s AND queue = c.cqueue AND lock_token IS NULL;
+SET lock_token = (%(tokens)s::text[])[array_position(%(queues)s::text[], queue)],
+    locked_by = %(owner)s, locked_at = %(now)s, locked_until = %(until)s, ready_at = NULL
+WHERE scope = %(scope)s AND queue = ANY(%(queues)s::text[]) AND lock_token IS NULL;
 
 -- name: lock_queue_rows
 -- The rows of queues about to be released or repaired, locked in name order.
@@ -79,8 +80,8 @@ FOR UPDATE;
 -- name: jobs_succeeded
 UPDATE {schema}.qt_jobs
 SET status = 'done', done_at = %(now)s, error = NULL, next_attempt_at = NULL, lock_token = NULL
-FROM unnest(%(ids)s::bigint[], %(tokens)s::text[]) AS c(cid, ctoken)
-WHERE id = c.cid AND lock_token = c.ctoken AND status = 'running'
+WHERE id = ANY(%(ids)s::bigint[]) AND status = 'running'
+  AND lock_token = (%(tokens)s::text[])[array_position(%(ids)s::bigint[], id)]
 RETURNING id;
 
 -- name: job_failed
@@ -102,14 +103,15 @@ LEFT JOIN LATERAL (
 
 -- name: set_heads
 -- Unlocks the queues and records their heads (NULL when no pending job).
-UPDATE {schema}.qt_queues
+UPDATE {schema}.qt_queues AS q
 SET lock_token = NULL, locked_by = NULL, locked_at = NULL, locked_until = NULL,
-    head_id = v.vhead, head_scheduled_at = v.vscheduled, head_due_at = v.vdue,
-    ready_at = v.vready, blocked_since = v.vblocked, hold_until = v.vhold
-FROM unnest(%(queues)s::text[], %(heads)s::bigint[], %(scheduled)s::float8[],
-            %(due)s::float8[], %(ready)s::float8[], %(blocked)s::float8[],
-            %(hold)s::float8[]) AS v(vqueue, vhead, vscheduled, vdue, vready, vblocked, vhold)
-WHERE scope = %(scope)s AND queue = v.vqueue;
+    head_id = (%(heads)s::bigint[])[v.i], head_scheduled_at = (%(scheduled)s::float8[])[v.i],
+    head_due_at = (%(due)s::float8[])[v.i], ready_at = (%(ready)s::float8[])[v.i],
+    blocked_since = (%(blocked)s::float8[])[v.i], hold_until = (%(hold)s::float8[])[v.i]
+FROM (SELECT q2.queue AS vqueue, array_position(%(queues)s::text[], q2.queue) AS i
+      FROM {schema}.qt_queues q2
+      WHERE q2.scope = %(scope)s AND q2.queue = ANY(%(queues)s::text[])) AS v
+WHERE q.scope = %(scope)s AND q.queue = v.vqueue;
 
 -- name: expired_leases
 SELECT queue, lock_token, head_id, blocked_since, hold_until, locked_by
@@ -121,8 +123,8 @@ FOR UPDATE SKIP LOCKED;
 -- name: renew_leases
 UPDATE {schema}.qt_queues
 SET locked_until = %(until)s
-FROM unnest(%(queues)s::text[], %(tokens)s::text[]) AS c(cqueue, ctoken)
-WHERE scope = %(scope)s AND queue = c.cqueue AND lock_token = c.ctoken
+WHERE scope = %(scope)s AND queue = ANY(%(queues)s::text[])
+  AND lock_token = (%(tokens)s::text[])[array_position(%(queues)s::text[], queue)]
 RETURNING lock_token;
 
 -- name: next_due
