@@ -8,7 +8,7 @@ clock. Every write after a claim is fenced by the claim's token.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Protocol, Sequence, Union, runtime_checkable
+from typing import Callable, Collection, Protocol, Sequence, Union, runtime_checkable
 
 from .job import Job, JobState, QueueStatus
 
@@ -127,10 +127,13 @@ class Backend(Protocol):
         owner: str = "",
         lease: float = 30.0,
         backoff: BackoffFunction | None = None,
+        alive: Collection[str] = (),
     ) -> StepResult:
         """In one transaction: save outcomes, recover expired leases, claim up to ``claim`` heads.
 
         Recovered attempts count as failed, with ``backoff`` (default formula if None).
+        Claims whose token is in ``alive`` are the caller's own running jobs: never
+        recovered, even if their lease looks expired (a clock jump on this host).
         """
         ...
 
@@ -175,7 +178,10 @@ class Backend(Protocol):
         ...
 
 
+MAX_DURATION = 100 * 365 * 86400.0  # seconds: longer waits are refused or capped
+
+
 def default_backoff(job: Job) -> float:
     """2, 3, 5, 9, 17... seconds for attempts 1, 2, 3, 4, 5..., capped by max_backoff."""
     exponent = min(max(job.attempts - 1, 0), 62)
-    return float(min(2**exponent + 1, job.max_backoff))
+    return float(min(2**exponent + 1, job.max_backoff, MAX_DURATION))

@@ -32,12 +32,15 @@ class DatabaseError(QueuetopiaError):
     """The database cannot be used (locked, read-only, full, corrupt, not ours).
 
     The message names the file; whatever was already stored is still there.
+    ``retryable`` is True when waiting may cure it (locked, full, I/O error) and
+    False when it needs a person (read-only, corrupt, not a database).
     """
 
-    def __init__(self, path: str, problem: str) -> None:
+    def __init__(self, path: str, problem: str, *, retryable: bool = True) -> None:
         super().__init__(f"{path}: {problem}")
         self.path = path
         self.problem = problem
+        self.retryable = retryable
 
 
 class UnknownActionError(QueuetopiaError, LookupError):

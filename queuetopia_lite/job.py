@@ -78,17 +78,7 @@ class Job:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict: instants as ISO 8601 strings, state as its name."""
-        out: dict[str, Any] = {}
-        for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            if isinstance(value, datetime):
-                value = value.isoformat()
-            elif isinstance(value, Enum):
-                value = value.value
-            elif field.name == "params":
-                value = dict(value)
-            out[field.name] = value
-        return out
+        return _json_ready(self)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,14 +96,21 @@ class QueueStatus:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict, the head as a nested job object."""
-        out: dict[str, Any] = {}
-        for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            if isinstance(value, datetime):
-                value = value.isoformat()
-            elif isinstance(value, Enum):
-                value = value.value
-            elif isinstance(value, Job):
-                value = value.to_dict()
-            out[field.name] = value
-        return out
+        return _json_ready(self)
+
+
+def _json_ready(record: Job | QueueStatus) -> dict[str, Any]:
+    """A record's fields for JSON: instants in ISO 8601, enums by value, records nested."""
+    out: dict[str, Any] = {}
+    for field in dataclasses.fields(record):
+        value = getattr(record, field.name)
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        elif isinstance(value, Enum):
+            value = value.value
+        elif isinstance(value, Job):
+            value = value.to_dict()
+        elif field.name == "params":
+            value = dict(value)
+        out[field.name] = value
+    return out

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Callable, Protocol, TypeVar, Union, runtime_checkable
 
-from .backend import default_backoff
+from .backend import MAX_DURATION, default_backoff
 from .errors import UnknownActionError
 from .job import Job
+
+log = logging.getLogger("queuetopia_lite")
 
 Action = Callable[[Job], object]
 F = TypeVar("F", bound=Action)
@@ -87,7 +90,15 @@ class BoundPerformer:
         value = float(self._backoff(job))
         if value != value or value < 0:  # NaN or negative: fall back, do not hot-loop
             return default_backoff(job)
-        return value
+        return min(value, MAX_DURATION)  # inf would be no instant at all
+
+    def safe_backoff(self, job: Job) -> float:
+        """backoff(job), or the default one if the performer's raises."""
+        try:
+            return self.backoff(job)
+        except Exception:
+            log.exception("queuetopia_lite: the performer's backoff() raised; using the default")
+            return default_backoff(job)
 
     def handle_failed_job(self, job: Job) -> None:
         """Call the performer's handle_failed_job(job), if it has one."""

@@ -159,7 +159,12 @@ class Queuetopia:
         self.stop()
 
     def run(self) -> None:
-        """Run jobs in the foreground until SIGINT or SIGTERM, then stop gracefully."""
+        """Run jobs in the foreground until SIGINT or SIGTERM, then stop gracefully.
+
+        Raises:
+            DatabaseError: the database became unusable in a way waiting cannot
+                cure (read-only, corrupt...); running jobs were left to their leases.
+        """
         stop = threading.Event()
         previous: dict[signal.Signals, Any] = {}
         if threading.current_thread() is threading.main_thread():
@@ -167,14 +172,17 @@ class Queuetopia:
                 stop.set()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 previous[sig] = signal.signal(sig, on_signal)
-        self.start()
+        scheduler = self._get_scheduler()
+        scheduler.start()
         try:
-            while not stop.wait(0.5):
+            while scheduler.running and not stop.wait(0.2):
                 pass
         finally:
             self.stop()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+        if scheduler.failure is not None:
+            raise scheduler.failure
 
     def drain(self) -> int:
         """Run due jobs in the calling thread until none is due; return how many ran.
@@ -193,7 +201,10 @@ class Queuetopia:
 
     def get_job(self, job_id: int) -> Job | None:
         """The job with this id in this scope, or None."""
-        return self.backend.get_job(self.scope, _job_id(job_id), self._clock())
+        try:
+            return self.backend.get_job(self.scope, _job_id(job_id), self._clock())
+        except JobNotFoundError:
+            return None
 
     def list_jobs(self, *, queue: str | None = None, state: JobState | str | None = None,
                   action: str | None = None, limit: int = 100, offset: int = 0) -> list[Job]:
@@ -233,6 +244,18 @@ class Queuetopia:
         age = check.duration("older_than", older_than)
         return self.backend.prune(self.scope, self._clock() - age)
 
+    def backup(self, destination: str | os.PathLike[str]) -> None:
+        """Copy the live database to ``destination`` (SQLite's online backup API).
+
+        Safe while workers run: the copy is one consistent snapshot. This is the
+        right way to copy a live database; copying the files is not.
+        """
+        backup = getattr(self.backend, "backup", None)
+        if backup is None:
+            raise InvalidJobError("database", "this backend has no backup(); use the "
+                                  "database's own tools (pg_dump for Postgres)")
+        backup(destination)
+
     def close(self) -> None:
         """Stop the scheduler and close the database connections."""
         self.stop()
@@ -240,8 +263,11 @@ class Queuetopia:
 
 
 def _job_id(job_id: object) -> int:
+    """An integer job id; one no database could hold is simply not found."""
     if isinstance(job_id, bool) or not isinstance(job_id, int):
         raise InvalidJobError("job_id", f"expected an integer, got {job_id!r}")
+    if not 0 < job_id <= check.MAX_INT:
+        raise JobNotFoundError(job_id)
     return job_id
 
 

@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 from typing import Any, Sequence
 
-from .job import Job, JobState, QueueState, QueueStatus, to_datetime
+from .job import Job, JobState, to_datetime
 
 # The order in which every backend selects a job's columns.
 JOB_COLUMNS = (
@@ -78,26 +78,3 @@ def state_filter_sql(now_param: str) -> dict[JobState, str]:
         JobState.SCHEDULED: f"status = 'pending' AND {due} AND scheduled_at > {now_param}",
         JobState.AVAILABLE: f"status = 'pending' AND {due} AND scheduled_at <= {now_param}",
     }
-
-
-def queue_status(name: str, head: Job | None, now: float, *, ready_at: float | None,
-                 pending: int, blocked_since: float | None, hold_until: float | None,
-                 token: str | None, locked_by: str | None,
-                 locked_until: float | None) -> QueueStatus:
-    """A queue's row as a QueueStatus seen at ``now``."""
-    if token is not None:
-        state = QueueState.RUNNING
-    elif head is None:
-        state = QueueState.IDLE
-    elif ready_at is not None and ready_at > now:
-        retrying = head.state == JobState.RETRYING or (hold_until or 0.0) > now
-        state = QueueState.BLOCKED if retrying else QueueState.SCHEDULED
-    else:
-        state = QueueState.AVAILABLE
-    running = head is not None and head.state == JobState.RUNNING
-    return QueueStatus(
-        queue=name, state=state, pending=pending + (1 if running else 0), head=head,
-        locked_by=locked_by if token else None, locked_until=to_datetime(locked_until),
-        blocked_since=to_datetime(blocked_since) if state == QueueState.BLOCKED else None,
-        next_run_at=to_datetime(ready_at),
-    )

@@ -1,50 +1,36 @@
 """The scheduler: claims queue heads, runs them on worker threads, records outcomes.
 
-One scheduler thread talks to the database for claims and outcomes, so several
-outcomes and the next claims share one transaction (group commit). Worker
-threads only run jobs. A heartbeat thread renews the leases of running jobs; a
+A worker that finishes a job records its outcome and claims its next head in one
+step, itself: no hand-off to another thread between two jobs. Steps go through a
+combining lock: whoever holds it serves every request waiting at that moment in
+one transaction (group commit), so concurrent workers share commits instead of
+queueing for SQLite's lock. The scheduler thread claims work for idle workers,
+enforces timeouts, retries outcomes a database error left unsaved, and sleeps
+until the next due time. A heartbeat thread renews the leases of running jobs; a
 watcher thread wakes the scheduler when another process commits.
 """
 
 from __future__ import annotations
 
 import logging
-import os
+import math
 import queue as queues
 import random
-import socket
 import threading
 import time
 from typing import Callable
 
-from .backend import Backend, Claim, Failure, Outcome, Release, StepResult, Success
+from .backend import Backend, Claim, Failure, Outcome, Release, StepResult
 from .errors import DatabaseError
-from .errortext import error_text
 from .job import Job
 from .performer import BoundPerformer
+from .running import Request, Task, TaskState, owner_name, perform
 
 log = logging.getLogger("queuetopia_lite")
 
 WATCH_INTERVAL = 0.005  # seconds between looks for other processes' commits
 ERROR_PAUSE_MAX = 30.0  # seconds: the longest pause after a database error
-
-_RUNNING, _DONE, _TIMED_OUT = "running", "done", "timed out"
-
-
-def owner_name() -> str:
-    """host:pid, the worker's name in attempted_by and locked_by."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-class _Task:
-    """A claimed job handed to a worker thread."""
-
-    __slots__ = ("claim", "deadline", "state")
-
-    def __init__(self, claim: Claim, deadline: float | None) -> None:
-        self.claim = claim
-        self.deadline = deadline  # time.monotonic() value, None: no timeout
-        self.state = _RUNNING
+DRAIN_SAVE_TRIES = 5  # drain() tries to save a job's result this often before raising
 
 
 class Scheduler:
@@ -66,13 +52,19 @@ class Scheduler:
         self._wake = threading.Event()
         self._stopping = threading.Event()  # stop claiming, finish what runs
         self._halt = threading.Event()  # the helper threads end
-        self._lock = threading.Lock()  # guards _outcomes and _tasks
-        self._outcomes: list[Outcome] = []
-        self._tasks: dict[str, _Task] = {}  # by claim token, runaways included
-        self._work: queues.SimpleQueue[_Task | None] = queues.SimpleQueue()
+        self._lock = threading.Lock()  # guards the fields below it
+        self._tasks: dict[str, Task] = {}  # by claim token, runaways included
+        self._reclaiming = 0  # workers between a job's end and their next claim
+        self._requests: list[Request] = []  # steps waiting for the combining lock
+        self._unsaved: list[Outcome] = []  # outcomes a failed step left for a retry
+        self._combining = threading.Lock()  # held while one step serves all requests
+        self._work: queues.SimpleQueue[Task | None] = queues.SimpleQueue()
         self._callbacks: queues.SimpleQueue[Job | None] = queues.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._workers: list[threading.Thread] = []
+        self.failure: DatabaseError | None = None  # why the scheduler stopped on its own
+        self.iterations = 0  # scheduler loop turns, for tests that check it does not spin
+        self._wake_at = 0.0  # time.monotonic() the sleeping scheduler wakes at (0: awake)
 
     # -- lifecycle --------------------------------------------------------------
 
@@ -85,8 +77,12 @@ class Scheduler:
         """Start the scheduler, heartbeat, watcher, callback and worker threads."""
         if self.running:
             return
+        # Fresh queues: stop() left None sentinels for workers that may have exited.
+        self._work = queues.SimpleQueue()
+        self._callbacks = queues.SimpleQueue()
         self._stopping.clear()
         self._halt.clear()
+        self.failure = None
         self._spawn(self._loop, "scheduler")
         self._spawn(lambda: self._heartbeat(self._halt), "heartbeat")
         self._spawn(self._watch, "watcher")
@@ -95,7 +91,7 @@ class Scheduler:
             self._add_worker()
 
     def stop(self, timeout: float | None = None) -> None:
-        """Stop claiming, let running jobs end and save their outcomes, then stop.
+        """Stop claiming, let running jobs end and save their results, then stop.
 
         A job that outlived its timeout keeps running in its thread: its queue
         stays locked until its lease expires, and its late result is discarded.
@@ -119,16 +115,70 @@ class Scheduler:
         """Wake the scheduler: something may be runnable."""
         self._wake.set()
 
-    def _spawn(self, target: Callable[[], None], name: str) -> threading.Thread:
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
         thread = threading.Thread(target=target, name=f"queuetopia-{name}", daemon=True)
         thread.start()
         self._threads.append(thread)
-        return thread
 
     def _add_worker(self) -> None:
         thread = threading.Thread(target=self._worker, name="queuetopia-worker", daemon=True)
         thread.start()
         self._workers.append(thread)
+
+    # -- steps through the combining lock ----------------------------------------
+
+    def _submit(self, outcomes: list[Outcome], want: int) -> Request:
+        """Save outcomes and claim up to ``want`` heads, sharing a step with other requests."""
+        request = Request(outcomes, want)
+        with self._lock:
+            self._requests.append(request)
+        with self._combining:
+            if not request.done:  # nobody served it while we waited: serve everyone
+                with self._lock:
+                    batch, self._requests = self._requests, []
+                self._serve(batch)
+        return request
+
+    def _serve(self, batch: list[Request]) -> None:
+        outcomes = [outcome for request in batch for outcome in request.outcomes]
+        want = sum(request.want for request in batch)
+        try:
+            result = self._step(self._clock(), outcomes, want)
+        except Exception as exc:  # the scheduler thread retries the outcomes, with backoff
+            with self._lock:
+                self._unsaved.extend(outcomes)
+            for request in batch:
+                request.error, request.done = exc, True
+            self._wake.set()
+            return
+        self._report(result)
+        tasks = self._register(result.claimed)
+        for request in batch:
+            request.tasks, tasks = tasks[:request.want], tasks[request.want:]
+            request.done = True
+        for task in tasks:  # cannot happen (at most `want` claims), but never drop one
+            self._work.put(task)
+
+    def _step(self, now: float, outcomes: list[Outcome], free: int) -> StepResult:
+        with self._lock:
+            alive = set(self._tasks)  # our own running jobs, runaways included
+        return self._backend.step(self._scope, now, outcomes=outcomes, claim=max(free, 0),
+                                  owner=owner_name(), lease=self._lease,
+                                  backoff=self._performer.backoff, alive=alive)
+
+    def _register(self, claims: list[Claim]) -> list[Task]:
+        tasks = [Task(claim) for claim in claims]
+        with self._lock:
+            for task in tasks:
+                self._tasks[task.claim.token] = task
+        return tasks
+
+    def _report(self, result: StepResult) -> None:
+        for outcome in result.rejected:
+            log.warning("queuetopia_lite: the result of job %s was discarded: its claim was "
+                        "lost (lease expired, job cancelled or taken over)", outcome.claim.job.id)
+        for job in result.failed:
+            self._callbacks.put(job)
 
     # -- the scheduler thread ---------------------------------------------------
 
@@ -139,54 +189,58 @@ class Scheduler:
             next_cleanup = time.monotonic() + random.uniform(0, min(self._cleanup_interval, 1.0))
         while True:
             self._wake.clear()
+            self.iterations += 1
+            outcomes = self._expire_timeouts()
             with self._lock:
-                outcomes, self._outcomes = self._outcomes, []
-                busy = sum(1 for t in self._tasks.values() if t.state == _RUNNING)
-            outcomes += self._expire_timeouts()
-            stopping = self._stopping.is_set()
-            free = 0 if stopping else self._max_workers - busy
+                outcomes += self._unsaved
+                self._unsaved = []
+                free = 0 if self._stopping.is_set() else self._free_slots()
             try:
-                now = self._clock()
-                if outcomes or (free > 0 and self._backend.has_runnable(self._scope, now)):
-                    self._dispatch(self._step(now, outcomes, free))
+                if outcomes or (free > 0 and self._backend.has_runnable(self._scope,
+                                                                        self._clock())):
+                    request = self._submit(outcomes, free)
+                    if request.error is not None:
+                        raise request.error
+                    for task in request.tasks:
+                        self._work.put(task)
                 if next_cleanup is not None and time.monotonic() >= next_cleanup:
                     assert self._cleanup_interval is not None
-                    self._backend.prune(self._scope, now - self._job_retention)
+                    self._backend.prune(self._scope, self._clock() - self._job_retention)
                     next_cleanup = time.monotonic() + self._cleanup_interval
+                # Any deadline set from here on wakes us: _sleep_time may not see it.
+                self._wake_at = math.inf
+                pause = None if self._wake.is_set() else self._sleep_time(next_cleanup, free)
                 error_pause = 0.0
-            except DatabaseError as exc:
-                with self._lock:  # keep the outcomes for the next try
-                    self._outcomes[:0] = outcomes
+            except Exception as exc:  # the scheduler thread must never die silently
+                if isinstance(exc, DatabaseError) and not exc.retryable:
+                    log.critical("queuetopia_lite: %s: the scheduler stops", exc)
+                    self.failure = exc
+                    self._stopping.set()
+                    return
                 error_pause = min(max(error_pause * 2, 0.1), ERROR_PAUSE_MAX)
-                log.error("queuetopia_lite: %s (retrying in %.1f s)", exc, error_pause)
-                self._wake.wait(error_pause)
-                continue
-            if stopping and busy == 0 and not outcomes:
-                with self._lock:
-                    if not self._outcomes:
-                        return
-                continue
-            if not self._wake.is_set():
-                self._wake.wait(self._sleep_time(next_cleanup))
+                if isinstance(exc, DatabaseError):
+                    log.error("queuetopia_lite: %s (retrying in %.1f s)", exc, error_pause)
+                else:
+                    log.exception("queuetopia_lite: scheduler error (retrying in %.1f s)",
+                                  error_pause)
+                pause = error_pause
+            if self._stopping.is_set() and self._settled():
+                return
+            if pause is not None:
+                self._wake_at = time.monotonic() + pause
+                self._wake.wait(pause)
+            self._wake_at = 0.0
 
-    def _step(self, now: float, outcomes: list[Outcome], free: int) -> StepResult:
-        return self._backend.step(self._scope, now, outcomes=outcomes, claim=max(free, 0),
-                                  owner=owner_name(), lease=self._lease,
-                                  backoff=self._performer.backoff)
+    def _free_slots(self) -> int:
+        """Workers neither running a job nor about to claim their next one (lock held)."""
+        running = sum(1 for task in self._tasks.values() if task.state is TaskState.RUNNING)
+        return self._max_workers - running - self._reclaiming
 
-    def _dispatch(self, result: StepResult) -> None:
-        for outcome in result.rejected:
-            log.warning("queuetopia_lite: the result of job %s was discarded: its claim was "
-                        "lost (lease expired, job cancelled or taken over)", outcome.claim.job.id)
-        for job in result.failed:
-            self._callbacks.put(job)
-        mono = time.monotonic()
+    def _settled(self) -> bool:
+        """Nothing runs (runaways aside) and nothing waits to be saved."""
         with self._lock:
-            for claim in result.claimed:
-                timeout = claim.job.timeout
-                task = _Task(claim, None if timeout is None else mono + timeout)
-                self._tasks[claim.token] = task
-                self._work.put(task)
+            return (not self._unsaved and not self._requests and self._reclaiming == 0
+                    and all(t.state is not TaskState.RUNNING for t in self._tasks.values()))
 
     def _expire_timeouts(self) -> list[Outcome]:
         """Record jobs past their timeout as failed; their queue stays locked."""
@@ -194,8 +248,9 @@ class Scheduler:
         expired = []
         with self._lock:
             for task in self._tasks.values():
-                if task.state == _RUNNING and task.deadline is not None and task.deadline <= mono:
-                    task.state = _TIMED_OUT
+                if task.state is TaskState.RUNNING and task.deadline is not None \
+                        and task.deadline <= mono:
+                    task.state = TaskState.TIMED_OUT
                     expired.append(task)
         outcomes: list[Outcome] = []
         for task in expired:
@@ -203,20 +258,22 @@ class Scheduler:
             log.warning("queuetopia_lite: job %s in queue %r passed its %s s timeout",
                         job.id, job.queue, job.timeout)
             outcomes.append(Failure(task.claim, f"timeout: the job ran longer than {job.timeout} s",
-                                    self._clock() + self._backoff(job), keep_lock=True))
+                                    self._clock() + self._performer.safe_backoff(job),
+                                    keep_lock=True))
             self._add_worker()  # the runaway thread must not take a slot from other queues
         return outcomes
 
-    def _sleep_time(self, next_cleanup: float | None) -> float:
+    def _sleep_time(self, next_cleanup: float | None, free: int) -> float:
         wait = self._poll_interval
-        now = self._clock()
-        due = self._backend.next_due(self._scope)
+        # With every worker busy, a due queue cannot be claimed: wait for a worker
+        # (its outcome wakes us) rather than spin on a due time already past.
+        due = self._backend.next_due(self._scope) if free > 0 else None
         if due is not None:
-            wait = min(wait, due - now)
+            wait = min(wait, due - self._clock())
         mono = time.monotonic()
         with self._lock:
             deadlines = [t.deadline for t in self._tasks.values()
-                         if t.state == _RUNNING and t.deadline is not None]
+                         if t.state is TaskState.RUNNING and t.deadline is not None]
         if deadlines:
             wait = min(wait, min(deadlines) - mono)
         if next_cleanup is not None:
@@ -226,47 +283,59 @@ class Scheduler:
     # -- worker threads ---------------------------------------------------------
 
     def _worker(self) -> None:
-        while True:
-            task = self._work.get()
-            if task is None:
-                return
-            outcome = self._perform(task.claim)
+        task = self._work.get()
+        while task is not None:
+            job = task.claim.job
+            if job.timeout is not None:
+                deadline = time.monotonic() + job.timeout
+                with self._lock:
+                    task.deadline = deadline
+                if deadline < self._wake_at:  # the scheduler would sleep past it
+                    self._wake.set()
+            outcome = perform(self._performer, task.claim, self._clock)
             with self._lock:
-                runaway = task.state == _TIMED_OUT
-                task.state = _DONE
+                runaway = task.state is TaskState.TIMED_OUT
+                task.state = TaskState.DONE
                 del self._tasks[task.claim.token]
-                self._outcomes.append(Release(task.claim) if runaway else outcome)
-            self._wake.set()
-            if runaway:
-                return  # a replacement worker took this thread's place at the timeout
-
-    def _perform(self, claim: Claim) -> Outcome:
-        """Run the job; its return is success, its raise (any exception) failure."""
-        try:
-            self._performer.perform(claim.job)
-        except BaseException as exc:  # SystemExit, KeyboardInterrupt too: a failed attempt
-            return Failure(claim, error_text(exc), self._clock() + self._backoff(claim.job))
-        return Success(claim)
-
-    def _backoff(self, job: Job) -> float:
-        try:
-            return self._performer.backoff(job)
-        except Exception:
-            log.exception("queuetopia_lite: the performer's backoff() raised; using the default")
-            from .backend import default_backoff
-
-            return default_backoff(job)
+                if not runaway:
+                    self._reclaiming += 1
+                others_running = any(t.state is TaskState.RUNNING for t in self._tasks.values())
+            if runaway:  # a replacement worker took this thread's place at the timeout
+                self._submit([Release(task.claim)], 0)
+                return
+            if others_running:
+                # Let the other workers post their outcomes first, to share one step.
+                time.sleep(0)
+            try:
+                request = self._submit([outcome], 0 if self._stopping.is_set() else 1)
+            finally:
+                with self._lock:
+                    self._reclaiming -= 1
+            if not request.tasks:
+                self._wake.set()  # a free worker: the scheduler may have work for it
+            task = request.tasks[0] if request.tasks else self._work.get()
 
     # -- helper threads -----------------------------------------------------------
 
-    def _heartbeat(self, halt: threading.Event) -> None:
-        """Renew the leases of every job in flight, every third of a lease, until halted."""
-        while not halt.wait(self._lease / 3):
+    def _heartbeat(self, halt: threading.Event, linger: bool = True) -> None:
+        """Renew the leases of every job in flight, every third of a lease.
+
+        With ``linger``, it goes on after ``halt`` while runaway jobs (past their
+        timeout) still run: their queues must stay locked until their threads end.
+        """
+        interval = self._lease / 3
+        while True:
+            if halt.is_set():
+                time.sleep(interval)
+            else:
+                halt.wait(interval)
             with self._lock:
                 claims = [t.claim for t in self._tasks.values()]
+            if halt.is_set() and (not claims or not linger):
+                return
             try:
                 lost = self._backend.renew(self._scope, claims, self._clock() + self._lease)
-            except DatabaseError as exc:
+            except Exception as exc:  # the heartbeat must outlive a bad moment
                 log.error("queuetopia_lite: cannot renew leases: %s", exc)
                 continue
             for claim in lost:
@@ -282,8 +351,10 @@ class Scheduler:
             except DatabaseError:
                 continue
             if counter != last:
-                if last is not None:
-                    self._wake.set()
+                # The first reading wakes the scheduler too: a commit that landed
+                # after the scheduler's first look but before this baseline would
+                # otherwise wait for the next poll.
+                self._wake.set()
                 last = counter
 
     def _run_callbacks(self) -> None:
@@ -294,34 +365,63 @@ class Scheduler:
         """The performer's handle_failed_job(job); its errors are logged, never raised."""
         try:
             self._performer.handle_failed_job(job)
-        except Exception:
+        except BaseException:  # SystemExit too: one hook must not end the others
             log.exception("queuetopia_lite: handle_failed_job raised for job %s", job.id)
 
     # -- drain: run due jobs in the caller's thread ------------------------------
 
     def drain(self) -> int:
-        """Run due jobs in this thread until none is due; return how many ran."""
+        """Run due jobs in this thread until none is due; return how many ran.
+
+        Ctrl-C (KeyboardInterrupt) during a job saves it as a failed attempt and
+        then stops the drain by raising.
+        """
         ran = 0
         outcomes: list[Outcome] = []
         halt = threading.Event()
-        heartbeat = threading.Thread(target=self._heartbeat, args=(halt,), daemon=True,
+        heartbeat = threading.Thread(target=self._heartbeat, args=(halt, False), daemon=True,
                                      name="queuetopia-drain-heartbeat")
         heartbeat.start()
         try:
             while True:
-                result = self._step(self._clock(), outcomes, 1)
-                for job in result.failed:
-                    self.call_failed_hook(job)
+                result = self._drain_step(outcomes, 1)
                 if not result.claimed:
                     return ran
-                claim = result.claimed[0]
-                with self._lock:
-                    self._tasks[claim.token] = _Task(claim, None)
+                (task,) = self._register(result.claimed)
+                interrupts: list[BaseException] = []
                 try:
-                    outcomes = [self._perform(claim)]
+                    outcomes = [perform(self._performer, task.claim, self._clock, interrupts)]
                 finally:
                     with self._lock:
-                        del self._tasks[claim.token]
+                        del self._tasks[task.claim.token]
                 ran += 1
+                if interrupts:
+                    self._drain_step(outcomes, 0)
+                    raise interrupts[0]
         finally:
             halt.set()
+
+    def _drain_step(self, outcomes: list[Outcome], claim: int) -> StepResult:
+        """A step for drain(); outcomes get a few more tries before an error is raised."""
+        pause = 0.1
+        with self._lock:  # results an earlier drain could not save
+            outcomes = self._unsaved + outcomes
+            self._unsaved = []
+        for attempt in range(DRAIN_SAVE_TRIES):
+            try:
+                result = self._step(self._clock(), outcomes, claim)
+                break
+            except DatabaseError as exc:
+                if not outcomes or not exc.retryable or attempt == DRAIN_SAVE_TRIES - 1:
+                    with self._lock:  # kept for the next step, never dropped
+                        self._unsaved[:0] = outcomes
+                    raise
+                log.error("queuetopia_lite: %s (saving the result again in %.1f s)", exc, pause)
+                time.sleep(pause)
+                pause *= 2
+        for job in result.failed:
+            self.call_failed_hook(job)
+        return result
+
+
+__all__ = ["Scheduler", "owner_name"]

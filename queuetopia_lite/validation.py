@@ -7,7 +7,7 @@ import math
 from datetime import datetime, timedelta
 from typing import Any, Mapping, Union
 
-from .backend import NewJob
+from .backend import MAX_DURATION, NewJob
 from .errors import InvalidJobError
 
 Duration = Union[float, int, timedelta]
@@ -16,6 +16,7 @@ DEFAULT_TIMEOUT = 60.0  # seconds
 DEFAULT_MAX_BACKOFF = 86400.0  # seconds
 DEFAULT_MAX_ATTEMPTS = 20
 MAX_PARAMS_BYTES = 64 * 1024 * 1024  # bytes of JSON; larger params belong in a file
+MAX_INT = 2**63 - 1  # what a database integer holds
 
 
 def duration(field: str, value: object, *, allow_zero: bool = True) -> float:
@@ -31,6 +32,9 @@ def duration(field: str, value: object, *, allow_zero: bool = True) -> float:
     if seconds < 0 or (seconds == 0 and not allow_zero):
         bound = "non-negative" if allow_zero else "positive"
         raise InvalidJobError(field, f"must be {bound}, got {value!r}")
+    if seconds > MAX_DURATION:
+        raise InvalidJobError(field, f"must be at most {MAX_DURATION:.0f} s (100 years), "
+                              f"got {value!r}")
     return seconds
 
 
@@ -54,7 +58,15 @@ def name(field: str, value: object) -> str:
         raise InvalidJobError(field, f"expected a string, got {type(value).__name__}")
     if not value.strip():
         raise InvalidJobError(field, "must not be empty")
+    _utf8(field, value)
     return value
+
+
+def _utf8(field: str, text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidJobError(field, f"not valid text (UTF-8): {exc.reason}") from None
 
 
 def count(field: str, value: object) -> int:
@@ -63,25 +75,43 @@ def count(field: str, value: object) -> int:
         raise InvalidJobError(field, f"expected an integer, got {value!r}")
     if value < 0:
         raise InvalidJobError(field, f"must be non-negative, got {value!r}")
+    if value > MAX_INT:
+        raise InvalidJobError(field, f"must be at most {MAX_INT}, got {value!r}")
     return value
 
 
 def params_json(value: object) -> str:
     """A JSON object with string keys, serialised; tuples become lists."""
-    if not isinstance(value, Mapping):
+    # type() first: isinstance against typing's Mapping is slow on the enqueue path.
+    if type(value) is not dict and not isinstance(value, Mapping):
         kind = type(value).__name__
         raise InvalidJobError("params", f"expected a JSON object (a dict), got {kind}")
-    for key in value:
-        if not isinstance(key, str):
-            raise InvalidJobError("params", f"keys must be strings, got {key!r}")
+    _check_keys(value)
     try:
         text = json.dumps(value, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidJobError("params", f"not JSON-serialisable: {exc}") from None
+    _utf8("params", text)
     if len(text) > MAX_PARAMS_BYTES:
         raise InvalidJobError(
             "params", f"{len(text)} bytes of JSON; the limit is {MAX_PARAMS_BYTES}")
     return text
+
+
+def _check_keys(value: object, depth: int = 0) -> None:
+    """Every object key, at any depth, must be a string: json would rewrite 1 as "1"."""
+    if depth > 200:
+        raise InvalidJobError("params", "nested too deeply")
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidJobError("params", f"keys must be strings, got {key!r}")
+            if isinstance(item, (Mapping, list, tuple)):
+                _check_keys(item, depth + 1)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            if isinstance(item, (Mapping, list, tuple)):
+                _check_keys(item, depth + 1)
 
 
 def new_job(

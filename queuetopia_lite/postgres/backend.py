@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import threading
-from typing import Callable, Sequence
+from typing import Callable, Collection, Sequence
 
 from .. import sql
 from ..backend import BackoffFunction, Claim, NewJob, Outcome, StepResult, default_backoff
 from ..errors import DatabaseError, JobNotFoundError, JobStateError
 from ..job import Job, JobState, QueueStatus
-from ..rows import JOB_COLUMNS, job_from_row, queue_status, state_filter_sql
+from ..rows import JOB_COLUMNS, job_from_row, state_filter_sql
+from ..status import queue_status
 from . import steps
 from .clock import CLOCK_TOLERANCE, DatabaseClock
 from .connection import Cursor, Database
@@ -160,8 +161,11 @@ class PostgresBackend:
 
     def step(self, scope: str, now: float, *, outcomes: Sequence[Outcome] = (),
              claim: int = 0, owner: str = "", lease: float = 30.0,
-             backoff: BackoffFunction | None = None) -> StepResult:
-        """Save outcomes, recover expired leases and claim heads, in one transaction."""
+             backoff: BackoffFunction | None = None, alive: Collection[str] = ()) -> StepResult:
+        """Save outcomes, recover expired leases and claim heads, in one transaction.
+
+        Claims whose token is in ``alive`` (the caller's running jobs) are never recovered.
+        """
         self._watch_scope(scope)
         offset = self._offset()
         now += offset
@@ -172,7 +176,7 @@ class PostgresBackend:
             released = steps.release(cur, q, scope, now, steps.save_outcomes(
                 cur, q, scope, outcomes, now, offset, result))
             released += steps.release(cur, q, scope, now, steps.recover_expired(
-                cur, q, scope, now, backoff or default_backoff, result))
+                cur, q, scope, now, backoff or default_backoff, result, alive))
             if claim > 0:
                 steps.release(cur, q, scope, now, steps.claim_heads(
                     cur, q, scope, now, claim, owner, now + lease, result))
@@ -301,7 +305,7 @@ class PostgresBackend:
         def body(cur: Cursor) -> int:
             cur.execute(self._q["prune_jobs"], {"scope": scope, "before": before})
             deleted = cur.rowcount
-            run(cur, self._q["prune_queues"], {"scope": scope})
+            run(cur, self._q["prune_queues"], {"scope": scope, "before": before})
             return deleted
         return self._db.write(body)
 

@@ -22,11 +22,12 @@ RETURNING {job_columns};
 -- A new pending job becomes its queue's head if the queue has none or it sorts
 -- first by (scheduled_at, id): ids of concurrent inserts may commit out of order.
 -- A locked queue is left alone: its head is recomputed at release, which waits
--- for this insert to commit (ON CONFLICT locks the row even when it skips it).
+-- for this insert to commit (ON CONFLICT locks the row even when it skips it). A
+-- queue starts waiting when its head is due and it was offered (fairness).
 INSERT INTO {schema}.qt_queues AS q (scope, queue, head_id, head_scheduled_at, head_due_at,
                                      ready_at)
 SELECT DISTINCT ON (n.queue) %(scope)s, n.queue, n.id, n.scheduled_at, n.scheduled_at,
-       n.scheduled_at
+       greatest(n.scheduled_at, %(now)s)
 FROM unnest(%(queues)s::text[], %(ids)s::bigint[], %(scheduled)s::float8[])
      AS n(queue, id, scheduled_at)
 ORDER BY n.queue, n.scheduled_at, n.id
@@ -34,7 +35,7 @@ ON CONFLICT (scope, queue) DO UPDATE SET
     head_id = excluded.head_id,
     head_scheduled_at = excluded.head_scheduled_at,
     head_due_at = excluded.head_due_at,
-    ready_at = greatest(excluded.head_due_at, q.hold_until),
+    ready_at = greatest(excluded.ready_at, q.hold_until),
     blocked_since = NULL
 WHERE q.lock_token IS NULL
   AND (q.head_id IS NULL
@@ -93,10 +94,10 @@ RETURNING {job_columns};
 
 -- name: next_heads
 -- Each queue's first pending job (or NULLs), read after the queue rows were locked.
-SELECT r.queue, h.id, h.scheduled_at, h.next_attempt_at
+SELECT r.queue, h.id, h.scheduled_at, h.next_attempt_at, h.attempted_at
 FROM unnest(%(queues)s::text[]) AS r(queue)
 LEFT JOIN LATERAL (
-    SELECT id, scheduled_at, next_attempt_at FROM {schema}.qt_jobs j
+    SELECT id, scheduled_at, next_attempt_at, attempted_at FROM {schema}.qt_jobs j
     WHERE j.scope = %(scope)s AND j.queue = r.queue AND j.status = 'pending'
     ORDER BY scheduled_at, id LIMIT 1
 ) AS h ON true;
@@ -119,6 +120,18 @@ FROM {schema}.qt_queues
 WHERE scope = %(scope)s AND locked_until <= %(now)s
 ORDER BY queue
 FOR UPDATE SKIP LOCKED;
+
+-- name: hold_locked_queue
+-- A timed-out job failed while its thread still runs: the queue stays locked, but
+-- records that it is blocked (and held, after a last attempt) for when it is released.
+UPDATE {schema}.qt_queues
+SET blocked_since = coalesce(blocked_since, %(now)s),
+    hold_until = greatest(hold_until, %(hold_until)s::float8)
+WHERE scope = %(scope)s AND queue = %(queue)s AND lock_token = %(token)s;
+
+-- name: ensure_queue
+INSERT INTO {schema}.qt_queues (scope, queue) VALUES (%(scope)s, %(queue)s)
+ON CONFLICT DO NOTHING;
 
 -- name: renew_leases
 UPDATE {schema}.qt_queues
@@ -173,15 +186,16 @@ UPDATE {schema}.qt_jobs SET status = 'cancelled', lock_token = NULL, next_attemp
 WHERE scope = %(scope)s AND id = %(id)s;
 
 -- name: prune_jobs
+-- The newest job is always kept, as on SQLite (where it keeps ids from being reused).
 DELETE FROM {schema}.qt_jobs
-WHERE scope = %(scope)s AND status = 'done' AND done_at < %(before)s;
+WHERE scope = %(scope)s AND status = 'done' AND done_at < %(before)s
+  AND id < (SELECT max(id) FROM {schema}.qt_jobs);
 
 -- name: prune_queues
--- Forget queues with no job left at all, so idle queue rows do not pile up.
+-- Forget idle queues (no unfinished job, no hold) so their rows do not pile up.
 DELETE FROM {schema}.qt_queues q
 WHERE q.scope = %(scope)s AND q.head_id IS NULL AND q.lock_token IS NULL
-  AND NOT EXISTS (SELECT 1 FROM {schema}.qt_jobs j WHERE j.scope = q.scope
-                  AND j.queue = q.queue);
+  AND (q.hold_until IS NULL OR q.hold_until < %(before)s);
 
 -- name: clock
 SELECT extract(epoch FROM clock_timestamp())::float8;

@@ -9,7 +9,7 @@ transactions never wait for each other in a cycle.
 from __future__ import annotations
 
 import secrets
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Collection, NamedTuple, Sequence
 
 from ..backend import (
     BackoffFunction,
@@ -66,7 +66,8 @@ def insert_jobs(cur: Cursor, q: Queries, scope: str, jobs: Sequence[NewJob], now
     created = sorted((job_from_row(row, now) for row in rows), key=lambda job: job.id)
     pending = [row for row in rows if row[15] == "pending"]
     if pending:
-        run(cur, q["offer_heads"], {"scope": scope, "queues": [r[2] for r in pending],
+        run(cur, q["offer_heads"], {"scope": scope, "now": now,
+                                    "queues": [r[2] for r in pending],
                                     "ids": [r[0] for r in pending],
                                     "scheduled": [r[5] for r in pending]})
     return created
@@ -107,7 +108,11 @@ def save_outcomes(cur: Cursor, q: Queries, scope: str, outcomes: Sequence[Outcom
                 failed_job = job_from_row(found[0], now)
                 result.failed.append(failed_job)
             if outcome.keep_lock:
-                if not saved:
+                if saved:
+                    run(cur, q["hold_locked_queue"], {
+                        "scope": scope, "queue": claim.job.queue, "token": claim.token,
+                        "now": now, "hold_until": hold_until(failed_job)})
+                else:
                     result.rejected.append(outcome)
                 continue
         else:
@@ -133,11 +138,16 @@ def hold_until(job: Job | None) -> float | None:
 
 
 def recover_expired(cur: Cursor, q: Queries, scope: str, now: float, backoff: BackoffFunction,
-                    result: StepResult) -> list[Releasing]:
-    """Count the attempt of every job whose lease expired as failed; return its queue."""
+                    result: StepResult, alive: Collection[str] = ()) -> list[Releasing]:
+    """Count the attempt of every job whose lease expired as failed; return its queue.
+
+    Claims in ``alive`` are the caller's own running jobs: never recovered.
+    """
     releases = []
     for queue, token, head_id, blocked_since, hold, locked_by in run(
             cur, q["expired_leases"], {"scope": scope, "now": now}):
+        if token in alive:
+            continue
         failed_job = None
         found = run(cur, q["get_job"], {"scope": scope, "id": head_id})
         if found and (job := job_from_row(found[0], now)).state == JobState.RUNNING:
@@ -200,7 +210,7 @@ def release(cur: Cursor, q: Queries, scope: str, now: float,
                                   ("heads", "scheduled", "due", "ready", "blocked", "hold")}
     with_head = 0
     for r in releases:
-        head_id, scheduled_at, next_attempt_at = heads[r.queue]
+        head_id, scheduled_at, next_attempt_at, attempted_at = heads[r.queue]
         holds = [t for t in (r.row.hold_until, r.hold_until) if t is not None]
         hold = max(holds) if holds else None
         blocked = (r.row.blocked_since or now) if r.failed else None
@@ -212,6 +222,8 @@ def release(cur: Cursor, q: Queries, scope: str, now: float,
             ready = max(due, hold or 0.0, now)
             if not r.failed and head_id == r.row.head_id:
                 blocked = r.row.blocked_since
+            elif not r.failed and next_attempt_at is not None:  # a failed job is head again
+                blocked = attempted_at
         values = (head_id, scheduled_at, due, ready, blocked, hold)
         for key, value in zip(cols, values, strict=True):
             cols[key].append(value)
@@ -221,6 +233,8 @@ def release(cur: Cursor, q: Queries, scope: str, now: float,
 
 def refresh_head(cur: Cursor, q: Queries, scope: str, queue: str, now: float) -> None:
     """Recompute an unlocked queue's head (a locked one is recomputed at release)."""
+    # A queue whose only jobs never ran (max_attempts=0) may have no row yet.
+    run(cur, q["ensure_queue"], {"scope": scope, "queue": queue})
     row = lock_queues(cur, q, scope, [queue]).get(queue)
     if row is not None and row.lock_token is None:
         release(cur, q, scope, now, [Releasing(queue, row, failed=False)])

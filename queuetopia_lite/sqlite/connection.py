@@ -29,6 +29,11 @@ JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes of WAL kept after a checkpoint
 SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL"}
 
 
+# Errors that waiting cannot cure: workers stop instead of retrying them forever.
+_NEEDS_A_PERSON = (apsw.ReadOnlyError, apsw.NotADBError, apsw.CorruptError, apsw.CantOpenError,
+                   apsw.PermissionsError)
+
+
 def describe(error: apsw.Error) -> str | None:
     """A plain sentence for errors that no retry can fix, else None."""
     if isinstance(error, apsw.ReadOnlyError):
@@ -51,13 +56,14 @@ def describe(error: apsw.Error) -> str | None:
 class Connections:
     """Hands each thread its own connection to one database file."""
 
-    def __init__(self, path: str, durability: str) -> None:
+    def __init__(self, path: str, durability: str, busy_timeout: float = BUSY_TIMEOUT) -> None:
         if durability not in SYNCHRONOUS:
             from ..errors import InvalidJobError
 
             raise InvalidJobError("durability", f"expected 'full' or 'normal', got {durability!r}")
         self.path = path
         self.durability = durability
+        self.busy_timeout = busy_timeout
         self._local = threading.local()
         self._all: weakref.WeakSet[apsw.Connection] = weakref.WeakSet()
         self._lock = threading.Lock()
@@ -85,7 +91,7 @@ class Connections:
     def _open(self) -> apsw.Connection:
         try:
             conn = apsw.Connection(self.path)
-            conn.set_busy_timeout(int(BUSY_TIMEOUT * 1000))
+            conn.set_busy_timeout(int(self.busy_timeout * 1000))
             conn.execute(f"PRAGMA synchronous = {SYNCHRONOUS[self.durability]}")
             conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
         except apsw.Error as exc:
@@ -94,7 +100,8 @@ class Connections:
 
     def error(self, exc: apsw.Error) -> DatabaseError:
         """Wrap an apsw error as a DatabaseError naming the file."""
-        return DatabaseError(self.path, describe(exc) or f"{type(exc).__name__}: {exc}")
+        return DatabaseError(self.path, describe(exc) or f"{type(exc).__name__}: {exc}",
+                             retryable=not isinstance(exc, _NEEDS_A_PERSON))
 
     def write(self, body: Callable[[apsw.Connection], T]) -> T:
         """Run ``body`` in a BEGIN IMMEDIATE transaction, retrying it while busy."""

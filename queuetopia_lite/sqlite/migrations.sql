@@ -2,7 +2,7 @@
 
 -- name: step_1
 CREATE TABLE qt_jobs (
-    id              INTEGER PRIMARY KEY AUTOINCREMENT,  -- the sequence: never reused
+    id              INTEGER PRIMARY KEY,  -- the sequence (prune keeps the newest: never reused)
     scope           TEXT    NOT NULL,
     queue           TEXT    NOT NULL,
     action          TEXT    NOT NULL,
@@ -23,8 +23,6 @@ CREATE TABLE qt_jobs (
 );
 -- The head of a queue: its first pending job by (scheduled_at, id).
 CREATE INDEX qt_jobs_head ON qt_jobs (scope, queue, scheduled_at, id) WHERE status = 'pending';
--- Listing a queue's jobs and finding empty queues.
-CREATE INDEX qt_jobs_queue ON qt_jobs (scope, queue, id);
 -- The cleaner.
 CREATE INDEX qt_jobs_done ON qt_jobs (scope, done_at) WHERE status = 'done';
 

@@ -1,23 +1,22 @@
 -- Statements of the SQLite backend. The job columns are always selected in the
 -- order of JOB_COLUMNS in backend.py.
 
--- name: insert_job
+-- name: insert_job_row
 INSERT INTO qt_jobs (scope, queue, action, params, scheduled_at, timeout, max_backoff,
                      max_attempts, status, created_at)
-VALUES (:scope, :queue, :action, :params, :scheduled_at, :timeout, :max_backoff,
-        :max_attempts, :status, :now)
-RETURNING {job_columns};
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
 
 -- name: offer_head
 -- A new pending job becomes its queue's head if the queue has none or it sorts
--- first; a locked queue is left alone (its head is recomputed at release).
+-- first; a locked queue is left alone (its head is recomputed at release). A queue
+-- starts waiting when its head is due and it was offered (never earlier: fairness).
 INSERT INTO qt_queues (scope, queue, head_id, head_scheduled_at, head_due_at, ready_at)
-VALUES (:scope, :queue, :id, :scheduled_at, :scheduled_at, :scheduled_at)
+VALUES (:scope, :queue, :id, :scheduled_at, :scheduled_at, max(:scheduled_at, :now))
 ON CONFLICT (scope, queue) DO UPDATE SET
     head_id = excluded.head_id,
     head_scheduled_at = excluded.head_scheduled_at,
     head_due_at = excluded.head_due_at,
-    ready_at = max(excluded.head_due_at, coalesce(hold_until, 0)),
+    ready_at = max(excluded.ready_at, coalesce(hold_until, 0)),
     blocked_since = NULL
 WHERE lock_token IS NULL
   AND (head_id IS NULL OR excluded.head_scheduled_at < head_scheduled_at);
@@ -60,7 +59,7 @@ SELECT lock_token, head_id, blocked_since, hold_until FROM qt_queues
 WHERE scope = :scope AND queue = :queue;
 
 -- name: next_head
-SELECT id, scheduled_at, next_attempt_at FROM qt_jobs
+SELECT id, scheduled_at, next_attempt_at, attempted_at FROM qt_jobs
 WHERE scope = :scope AND queue = :queue AND status = 'pending'
 ORDER BY scheduled_at, id LIMIT 1;
 
@@ -75,6 +74,17 @@ WHERE scope = :scope AND queue = :queue;
 -- name: expired_leases
 SELECT queue, lock_token, head_id, locked_by FROM qt_queues
 WHERE scope = :scope AND locked_until <= :now;
+
+-- name: hold_locked_queue
+-- A timed-out job failed while its thread still runs: the queue stays locked, but
+-- records that it is blocked (and held, after a last attempt) for when it is released.
+UPDATE qt_queues
+SET blocked_since = coalesce(blocked_since, :now),
+    hold_until = max(coalesce(hold_until, 0), coalesce(:hold_until, 0))
+WHERE scope = :scope AND queue = :queue AND lock_token = :token;
+
+-- name: ensure_queue
+INSERT INTO qt_queues (scope, queue) VALUES (:scope, :queue) ON CONFLICT DO NOTHING;
 
 -- name: renew_lease
 UPDATE qt_queues SET locked_until = :until
@@ -122,11 +132,13 @@ UPDATE qt_jobs SET status = 'cancelled', lock_token = NULL, next_attempt_at = NU
 WHERE scope = :scope AND id = :id;
 
 -- name: prune_jobs
-DELETE FROM qt_jobs WHERE scope = :scope AND status = 'done' AND done_at < :before;
+-- The newest job is always kept, so its id stays the highest and ids are never reused.
+DELETE FROM qt_jobs
+WHERE scope = :scope AND status = 'done' AND done_at < :before
+  AND id < (SELECT max(id) FROM qt_jobs);
 
 -- name: prune_queues
--- Forget queues with no job left at all, so idle queue rows do not pile up.
+-- Forget idle queues (no unfinished job, no hold) so their rows do not pile up.
 DELETE FROM qt_queues
 WHERE scope = :scope AND head_id IS NULL AND lock_token IS NULL
-  AND NOT EXISTS (SELECT 1 FROM qt_jobs j WHERE j.scope = qt_queues.scope
-                  AND j.queue = qt_queues.queue);
+  AND (hold_until IS NULL OR hold_until < :before);

@@ -115,11 +115,17 @@ def test_job_created_while_queue_runs_waits_its_turn(backend: Backend) -> None:
 
 
 def test_claims_oldest_waiting_queue_first(backend: Backend) -> None:
-    backend.insert_jobs(SCOPE, [new("c", scheduled_at=T0 - 1)], T0)
-    backend.insert_jobs(SCOPE, [new("a", scheduled_at=T0 - 3)], T0)
-    backend.insert_jobs(SCOPE, [new("b", scheduled_at=T0 - 2)], T0)
-    assert [c.job.queue for c in claim(backend, T0, n=1)] == ["a"]
-    assert [c.job.queue for c in claim(backend, T0, n=5)] == ["b", "c"]
+    backend.insert_jobs(SCOPE, [new("c")], T0 - 3)
+    backend.insert_jobs(SCOPE, [new("a")], T0 - 1)
+    backend.insert_jobs(SCOPE, [new("b")], T0 - 2)
+    assert [c.job.queue for c in claim(backend, T0, n=1)] == ["c"]
+    assert [c.job.queue for c in claim(backend, T0, n=5)] == ["b", "a"]
+
+
+def test_a_back_dated_job_does_not_jump_ahead_of_waiting_queues(backend: Backend) -> None:
+    backend.insert_jobs(SCOPE, [new("waiting")], T0 - 5)
+    backend.insert_jobs(SCOPE, [new("late", scheduled_at=T0 - 3600)], T0)
+    assert [c.job.queue for c in claim(backend, T0, n=1)] == ["waiting"]
 
 
 def test_released_queue_goes_behind_queues_already_waiting(backend: Backend) -> None:
@@ -226,3 +232,15 @@ def test_a_queue_is_claimed_by_one_of_two_concurrent_workers(backend: Backend) -
     first = backend.step(SCOPE, T0, claim=1, owner="w1").claimed
     second = backend.step(SCOPE, T0, claim=1, owner="w2").claimed
     assert len(first) == 1 and second == []
+
+
+def test_claims_the_caller_still_runs_are_never_recovered(backend: Backend) -> None:
+    first, _second = backend.insert_jobs(SCOPE, [new(), new()], T0)
+    (c,) = claim(backend, T0, lease=10)
+    # The clock jumped past the lease, but this worker knows its job still runs.
+    result = backend.step(SCOPE, T0 + 100, claim=5, owner=OWNER, alive={c.token})
+    assert result.failed == [] and result.claimed == []
+    assert succeed(backend, c, T0 + 101).rejected == []
+    (c2,) = claim(backend, T0 + 101)
+    assert c2.job.id == _second.id
+    assert first.id == c.job.id

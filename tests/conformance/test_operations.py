@@ -157,3 +157,20 @@ def test_prune_keeps_recent_done_jobs(backend: Backend) -> None:
     (c,) = claim(backend, T0)
     succeed(backend, c, T0 + 100)
     assert backend.prune(SCOPE, T0 + 50) == 0
+
+
+def test_ids_are_never_reused_after_pruning(backend: Backend) -> None:
+    backend.insert_jobs(SCOPE, [new("a"), new("b")], T0)
+    for c in claim(backend, T0):
+        succeed(backend, c, T0)
+    assert backend.prune(SCOPE, T0 + 1) == 1  # the newest job is kept
+    (later,) = backend.insert_jobs(SCOPE, [new("a")], T0 + 2)
+    assert later.id == 3
+
+
+def test_prune_forgets_idle_queues_but_not_busy_ones(backend: Backend) -> None:
+    backend.insert_jobs(SCOPE, [new("idle"), new("busy"), new("busy")], T0)
+    for c in claim(backend, T0):
+        succeed(backend, c, T0)
+    backend.prune(SCOPE, T0 + 1)
+    assert [s.queue for s in backend.queue_statuses(SCOPE, T0 + 1)] == ["busy"]

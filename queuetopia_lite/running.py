@@ -1,0 +1,75 @@
+"""What the scheduler hands around: tasks, step requests, and running one job."""
+
+from __future__ import annotations
+
+import enum
+import os
+import socket
+from typing import Callable
+
+from .backend import Claim, Failure, Outcome, Success
+from .errortext import error_text
+from .performer import BoundPerformer
+
+_owner: tuple[int, str] = (0, "")  # (pid, name): gethostname() is a system call per step
+
+
+def owner_name() -> str:
+    """host:pid, the worker's name in attempted_by and locked_by."""
+    global _owner
+    pid = os.getpid()
+    if _owner[0] != pid:  # computed again in a forked child
+        _owner = (pid, f"{socket.gethostname()}:{pid}")
+    return _owner[1]
+
+
+class TaskState(enum.Enum):
+    """Where a claimed job is in this process."""
+
+    RUNNING = "running"  # claimed; queued for a worker or being performed
+    DONE = "done"  # perform returned or raised
+    TIMED_OUT = "timed out"  # past its timeout; its thread still runs (a runaway)
+
+
+class Task:
+    """A claimed job in this process."""
+
+    __slots__ = ("claim", "deadline", "state")
+
+    def __init__(self, claim: Claim) -> None:
+        self.claim = claim
+        self.deadline: float | None = None  # time.monotonic() when it times out
+        self.state = TaskState.RUNNING
+
+
+class Request:
+    """One caller's part of a combined step: outcomes to save, heads wanted."""
+
+    __slots__ = ("done", "error", "outcomes", "tasks", "want")
+
+    def __init__(self, outcomes: list[Outcome], want: int) -> None:
+        self.outcomes = outcomes
+        self.want = want
+        self.tasks: list[Task] = []
+        self.error: Exception | None = None
+        self.done = False
+
+
+def perform(performer: BoundPerformer, claim: Claim, clock: Callable[[], float],
+            interrupts: list[BaseException] | None = None) -> Outcome:
+    """Run the job: its return is success, its raise (of anything) a failed attempt.
+
+    A KeyboardInterrupt is also appended to ``interrupts`` when given, so that a
+    foreground caller can stop after saving the failure.
+    """
+    try:
+        performer.perform(claim.job)
+    except BaseException as exc:  # SystemExit, KeyboardInterrupt too: a failed attempt
+        if interrupts is not None and isinstance(exc, KeyboardInterrupt):
+            interrupts.append(exc)
+        try:
+            return Failure(claim, error_text(exc), clock() + performer.safe_backoff(claim.job))
+        except BaseException as inner:  # never leave a claim without an outcome
+            return Failure(claim, f"queuetopia_lite could not record the error: {inner!r}",
+                           clock() + 1.0)
+    return Success(claim)

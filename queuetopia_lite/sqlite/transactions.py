@@ -1,0 +1,222 @@
+"""The parts of the SQLite backend's transactions; each runs inside an open write transaction.
+
+They keep qt_queues in step with qt_jobs: every change to a queue's jobs updates its row
+(head, when it becomes runnable, its lock) in the same transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any, Collection, NamedTuple, Sequence
+
+import apsw
+
+from .. import sql
+from ..backend import (
+    BackoffFunction,
+    Claim,
+    Failure,
+    NewJob,
+    Outcome,
+    Release,
+    StepResult,
+    Success,
+    default_backoff,
+)
+from ..errors import JobNotFoundError
+from ..job import Job, JobState, to_datetime
+from ..rows import JOB_COLUMNS, job_from_row, job_state
+
+Q = {
+    name: text.format(job_columns=JOB_COLUMNS)
+    for name, text in sql.load(__package__, "queries.sql").items()
+}
+
+
+class QueueRow(NamedTuple):
+    """The parts of a qt_queues row that a release needs."""
+
+    lock_token: str | None
+    head_id: int | None
+    blocked_since: float | None
+    hold_until: float | None
+
+
+
+def insert_jobs(conn: apsw.Connection, scope: str, jobs: Sequence[NewJob],
+                now: float) -> list[Job]:
+    """Insert jobs, then offer each queue its first new pending job as head."""
+    rows = [(scope, new.queue, new.action, new.params,
+             now if new.scheduled_at is None else new.scheduled_at, new.timeout,
+             new.max_backoff, new.max_attempts,
+             # max_attempts=0: never run, never block
+             "pending" if new.max_attempts > 0 else "failed", now) for new in jobs]
+    conn.executemany(Q["insert_job_row"], rows)
+    # One writer, one transaction: the ids are consecutive and end at the last one.
+    first_id = conn.last_insert_rowid() - len(rows) + 1
+    firsts: dict[str, tuple[float, int]] = {}
+    for offset, row in enumerate(rows):
+        if row[8] == "pending":
+            key = (row[4], first_id + offset)
+            best = firsts.get(row[1])
+            if best is None or key < best:
+                firsts[row[1]] = key
+    for queue, (scheduled_at, job_id) in firsts.items():
+        run(conn, "offer_head", {"scope": scope, "queue": queue, "id": job_id,
+                                 "scheduled_at": scheduled_at, "now": now})
+    return [new_job_value(first_id + offset, row, now) for offset, row in enumerate(rows)]
+
+
+def new_job_value(job_id: int, row: tuple[Any, ...], now: float) -> Job:
+    """The Job just inserted from ``row`` (the insert_job_row values), seen at ``now``."""
+    scope, queue, action, params, scheduled_at, timeout, max_backoff, max_attempts, status, _ = row
+    return Job(id=job_id, scope=scope, queue=queue, action=action, params=json.loads(params),
+               scheduled_at=to_datetime(scheduled_at),  # type: ignore[arg-type]
+               timeout=timeout, max_backoff=max_backoff, max_attempts=max_attempts,
+               attempts=0, attempted_at=None, attempted_by=None, next_attempt_at=None,
+               done_at=None, error=None, state=job_state(status, scheduled_at, None, now),
+               created_at=to_datetime(now))  # type: ignore[arg-type]
+
+
+def save_outcome(conn: apsw.Connection, scope: str, outcome: Outcome, now: float,
+                 result: StepResult) -> None:
+    """Record one outcome, fenced by its claim's token, and release its queue."""
+    claim = outcome.claim
+    job_args = {"id": claim.job.id, "token": claim.token, "now": now}
+    failed = False
+    if isinstance(outcome, Success):
+        run(conn, "job_succeeded", job_args)
+        saved = conn.changes() == 1
+    elif isinstance(outcome, Failure):
+        job_args.update(error=outcome.error, next_attempt_at=outcome.next_attempt_at)
+        row = run(conn, "job_failed", job_args, one=True)
+        saved = failed = row is not None
+        if row is not None:
+            result.failed.append(job_from_row(row, now))
+        if outcome.keep_lock:
+            if saved:
+                run(conn, "hold_locked_queue", {
+                    "scope": scope, "queue": claim.job.queue, "token": claim.token, "now": now,
+                    "hold_until": _hold(result.failed[-1])})
+            else:
+                result.rejected.append(outcome)
+            return
+    else:
+        assert isinstance(outcome, Release)
+        saved = True
+    queue = queue_row(conn, scope, claim.job.queue)
+    if queue is not None and queue.lock_token == claim.token:
+        hold = result.failed[-1] if failed else None
+        set_head(conn, scope, claim.job.queue, now, queue, failed=failed,
+                 hold_until=_hold(hold))
+    elif isinstance(outcome, Release):
+        saved = False
+    if not saved:
+        result.rejected.append(outcome)
+
+
+def _hold(job: Job | None) -> float | None:
+    """A job that has just exhausted its attempts holds its queue until its last backoff."""
+    if job is None or job.state != JobState.FAILED or job.next_attempt_at is None:
+        return None
+    return job.next_attempt_at.timestamp()
+
+
+def recover_expired(conn: apsw.Connection, scope: str, now: float, backoff: BackoffFunction,
+                    result: StepResult, alive: Collection[str] = ()) -> None:
+    """Count the attempt of every job whose lease expired as failed, and free its queue."""
+    expired = run(conn, "expired_leases", {"scope": scope, "now": now})
+    for queue, token, head_id, locked_by in expired:
+        if token in alive:
+            continue
+        failed_job = None
+        row = run(conn, "get_job", {"scope": scope, "id": head_id}, one=True)
+        if row is not None:
+            job = job_from_row(row, now)
+            if job.state == JobState.RUNNING:
+                try:
+                    delay = backoff(job)
+                except Exception:  # a broken backoff must not stop recovery
+                    delay = default_backoff(job)
+                row = run(conn, "job_failed", {
+                    "id": head_id, "token": token, "now": now, "next_attempt_at": now + delay,
+                    "error": f"worker lost: the lease of {locked_by} expired before the job "
+                             "ended (the process died or stalled)"}, one=True)
+                if row is not None:
+                    failed_job = job_from_row(row, now)
+                    result.failed.append(failed_job)
+        row = queue_row(conn, scope, queue)
+        assert row is not None
+        set_head(conn, scope, queue, now, row, failed=failed_job is not None,
+                 hold_until=_hold(failed_job))
+
+
+def claim_heads(conn: apsw.Connection, scope: str, now: float, limit: int, owner: str,
+                until: float, result: StepResult) -> None:
+    """Lock up to ``limit`` runnable queues, oldest-waiting first, and claim their heads."""
+    ready = run(conn, "ready_queues", {"scope": scope, "now": now, "limit": limit})
+    for queue, head_id in ready:
+        token = secrets.token_hex(8)
+        args = {"scope": scope, "queue": queue, "id": head_id, "token": token,
+                "owner": owner, "now": now, "until": until}
+        row = run(conn, "claim_job", args, one=True)
+        if row is None:  # the recorded head is stale: repair it, claim nothing
+            refresh_head(conn, scope, queue, now)
+            continue
+        run(conn, "lock_queue", args)
+        result.claimed.append(Claim(job_from_row(row, now), token))
+
+
+def refresh_head(conn: apsw.Connection, scope: str, queue: str, now: float) -> None:
+    """Recompute an unlocked queue's head (a locked one is recomputed at release)."""
+    # A queue whose only jobs never ran (max_attempts=0) may have no row yet.
+    run(conn, "ensure_queue", {"scope": scope, "queue": queue})
+    row = queue_row(conn, scope, queue)
+    if row is not None and row.lock_token is None:
+        set_head(conn, scope, queue, now, row, failed=False)
+
+
+def set_head(conn: apsw.Connection, scope: str, queue: str, now: float, row: QueueRow, *,
+             failed: bool, hold_until: float | None = None) -> None:
+    """Unlock the queue and point it at its first pending job."""
+    head = run(conn, "next_head", {"scope": scope, "queue": queue}, one=True)
+    holds = [t for t in (row.hold_until, hold_until) if t is not None]
+    hold = max(holds) if holds else None
+    args: dict[str, Any] = {"scope": scope, "queue": queue, "hold_until": hold,
+                            "head_id": None, "head_scheduled_at": None, "head_due_at": None,
+                            "ready_at": None, "blocked_since": None}
+    if failed:
+        args["blocked_since"] = row.blocked_since or now
+    if head is not None:
+        head_id, scheduled_at, next_attempt_at, attempted_at = head
+        due = max(scheduled_at, next_attempt_at or 0.0)
+        # A released queue goes to the back of the line (now): fairness between queues.
+        args.update(head_id=head_id, head_scheduled_at=scheduled_at, head_due_at=due,
+                    ready_at=max(due, hold or 0.0, now))
+        if not failed and head_id == row.head_id:
+            args["blocked_since"] = row.blocked_since
+        elif not failed and next_attempt_at is not None:  # a failed job is head again
+            args["blocked_since"] = attempted_at
+    run(conn, "set_head", args)
+
+
+def run(conn: apsw.Connection, name: str, args: dict[str, Any], one: bool = False) -> Any:
+    """Run the named query; all rows, or the first (None if none) with ``one``."""
+    # Always step to the end: a half-read RETURNING statement would stay in progress.
+    rows = conn.execute(Q[name], args).fetchall()
+    if one:
+        return rows[0] if rows else None
+    return rows
+
+
+def queue_row(conn: apsw.Connection, scope: str, queue: str) -> QueueRow | None:
+    row = run(conn, "queue_row", {"scope": scope, "queue": queue}, one=True)
+    return None if row is None else QueueRow(*row)
+
+
+def require(conn: apsw.Connection, scope: str, job_id: int, now: float) -> Job:
+    row = run(conn, "get_job", {"scope": scope, "id": job_id}, one=True)
+    if row is None:
+        raise JobNotFoundError(job_id)
+    return job_from_row(row, now)

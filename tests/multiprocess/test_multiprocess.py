@@ -1,0 +1,138 @@
+"""Real worker processes on one SQLite file, checked from outside the library."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from queuetopia_lite import JobState, Queuetopia
+
+from ..conftest import wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Workers:
+    """Starts worker processes and stops them all at the end of a test."""
+
+    def __init__(self, db: str, logdir: Path) -> None:
+        self.db = db
+        self.logdir = logdir
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, *options: str) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.multiprocess.worker", self.db, str(self.logdir),
+             *options], cwd=ROOT)
+        self.procs.append(proc)
+        wait_until(lambda: str(proc.pid) in self.read("ready"), message="worker ready")
+        return proc
+
+    def read(self, name: str) -> str:
+        path = self.logdir / name
+        return path.read_text() if path.exists() else ""
+
+    def log(self, queue: str) -> list[list[str]]:
+        return [line.split() for line in self.read(f"{queue}.log").splitlines()]
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture
+def workers(tmp_path: Path) -> Iterator[Workers]:
+    logdir = tmp_path / "logs"
+    logdir.mkdir()
+    made = Workers(os.fspath(tmp_path / "jobs.db"), logdir)
+    yield made
+    made.stop_all()
+
+
+def all_done(q: Queuetopia, count: int) -> bool:
+    return q.count_jobs()[JobState.DONE] == count
+
+
+def test_four_processes_run_every_job_once_in_order_never_two_at_once(
+        workers: Workers) -> None:
+    q = Queuetopia(workers.db, durability="normal")
+    queues = [f"q{i}" for i in range(30)]
+    q.create_jobs([(name, "ok", {"n": n}) for n in range(10) for name in queues])
+    procs = [workers.start("--max-workers", "4") for _ in range(4)]
+    # More jobs while they run, from this (another) process.
+    q.create_jobs([(name, "sleep", {"n": n, "seconds": 0.001})
+                   for n in range(10, 20) for name in queues])
+    wait_until(lambda: all_done(q, 600), timeout=120, message="600 jobs done")
+    workers.stop_all()
+    assert [p.returncode for p in procs] == [0, 0, 0, 0]
+    assert workers.read("overlaps") == ""
+    pids = set()
+    for name in queues:
+        lines = workers.log(name)
+        starts = [int(line[2]) for line in lines if line[0] == "start"]
+        assert starts == list(range(20)), f"queue {name} ran {starts}"
+        # start/end strictly alternate: never two jobs of a queue at once
+        assert [line[0] for line in lines] == ["start", "end"] * 20
+        pids.update(line[4] for line in lines)
+    assert len(pids) > 1  # the work was really shared
+
+
+def test_killed_worker_job_runs_again_after_the_lease_before_the_next_job(
+        workers: Workers) -> None:
+    q = Queuetopia(workers.db, durability="normal")
+    first = q.create_job("k", "hang_once", {"n": 0})
+    q.create_job("k", "ok", {"n": 1})
+    victim = workers.start("--lease", "1", "--backoff", "0.1")
+    wait_until(lambda: workers.read("hanging").strip(), message="job hanging")
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(10)
+    workers.start("--lease", "1", "--backoff", "0.1")
+    wait_until(lambda: all_done(q, 2), timeout=60, message="both jobs done")
+    lines = workers.log("k")
+    assert [(line[0], line[2], line[3]) for line in lines] == [
+        ("start", "0", "1"),  # the killed attempt: no end
+        ("start", "0", "2"), ("end", "0", "2"),
+        ("start", "1", "1"), ("end", "1", "1"),
+    ]
+    assert lines[0][4] == str(victim.pid) and lines[1][4] != str(victim.pid)
+    job = q.get_job(first.id)
+    assert job is not None and job.attempts == 2 and job.state == JobState.DONE
+
+
+def test_job_that_outlives_its_timeout_never_overlaps_the_next_attempt(
+        workers: Workers) -> None:
+    q = Queuetopia(workers.db, durability="normal")
+    slow = q.create_job("slow", "sleep", {"n": 0, "seconds": 1.5}, timeout=0.3, max_attempts=1)
+    q.create_job("slow", "ok", {"n": 1})
+    workers.start("--max-workers", "1", "--backoff", "0")
+    wait_until(lambda: (q.get_job(slow.id) or slow).state == JobState.FAILED,
+               message="timeout recorded")
+    stored = q.get_job(slow.id)
+    assert stored is not None and stored.error is not None and stored.error.startswith("timeout")
+    # With its only worker slot's thread stuck, another queue still runs:
+    other = q.create_job("other", "ok", {"n": 7})
+    wait_until(lambda: (q.get_job(other.id) or other).state == JobState.DONE,
+               message="other queue during the runaway")
+    assert [line[0] for line in workers.log("slow")] == ["start"]  # runaway still going
+    wait_until(lambda: all_done(q, 2), timeout=30, message="slow queue moves on")
+    assert [(line[0], line[2]) for line in workers.log("slow")] == [
+        ("start", "0"), ("end", "0"), ("start", "1"), ("end", "1")]
+    assert workers.read("overlaps") == ""
+    by_state: dict[str, int] = defaultdict(int)
+    for job in q.list_jobs():
+        by_state[job.state.value] += 1
+    assert by_state == {"done": 2, "failed": 1}

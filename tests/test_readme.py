@@ -1,0 +1,41 @@
+"""The README's quickstart and demo run as written."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def python_block_after(heading: str) -> str:
+    text = (ROOT / "README.md").read_text()
+    section = text.split(heading, 1)[1]
+    match = re.search(r"```python\n(.*?)```", section, re.S)
+    assert match, f"no python block after {heading}"
+    return match.group(1)
+
+
+def test_quickstart_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                         capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    exec(compile(python_block_after("## Quickstart"), "README quickstart", "exec"), {})
+    out = capsys.readouterr().out
+    assert out.count("mail to") == 5
+    assert "'done', 1)" in out and "available" not in out
+
+
+def test_demo_runs_and_shows_the_blocked_queue(tmp_path: Path) -> None:
+    env = {**os.environ, "DEMO_DB": os.fspath(tmp_path / "demo.db")}
+    result = subprocess.run([sys.executable, str(ROOT / "examples" / "demo.py")], env=env,
+                            capture_output=True, text=True, timeout=120, check=True)
+    out = result.stdout
+    assert "queue payments  blocked" in out
+    assert "failed attempt 3/3" in out
+    assert "charged order 2" in out
+    assert re.search(r"job 7 payments\s+charge\s+failed\s+attempts=3", out)
