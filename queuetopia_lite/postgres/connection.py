@@ -127,7 +127,9 @@ class Database:
             return DatabaseError(self.location, "no database connection available in "
                                  f"{POOL_TIMEOUT:.0f} s (is the server up?)")
         text = str(exc).strip().replace(self.conninfo, self.location) or type(exc).__name__
-        return DatabaseError(self.location, text.splitlines()[0])
+        # A missing table or privilege needs a person; a lost server needs patience.
+        return DatabaseError(self.location, text.splitlines()[0],
+                             retryable=not isinstance(exc, psycopg.ProgrammingError))
 
     # -- transactions -----------------------------------------------------------
 
