@@ -12,7 +12,9 @@ import pytest
 from queuetopia_lite import Backend
 from queuetopia_lite.sqlite import SQLiteBackend
 
-BACKENDS = ["sqlite"]
+from . import pgserver
+
+BACKENDS = ["sqlite", "postgres"]
 
 
 def make_sqlite_backend(tmp_path: Path) -> Backend:
@@ -20,8 +22,16 @@ def make_sqlite_backend(tmp_path: Path) -> Backend:
     return SQLiteBackend(tmp_path / "jobs.db", durability="normal")
 
 
+def make_postgres_backend(request: pytest.FixtureRequest) -> Backend:
+    """A Postgres backend on a fresh schema of the test server (skips without one)."""
+    from queuetopia_lite.postgres import PostgresBackend
+
+    return PostgresBackend(pgserver.schema_url(pgserver.fresh_schema(request)))
+
+
 BACKEND_FACTORIES: dict[str, Callable[[Path, pytest.FixtureRequest], Backend]] = {
     "sqlite": lambda tmp_path, request: make_sqlite_backend(tmp_path),
+    "postgres": lambda tmp_path, request: make_postgres_backend(request),
 }
 
 

@@ -1,0 +1,318 @@
+"""PostgresBackend: the Backend protocol on one Postgres schema."""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable, Collection, Sequence
+
+from .. import sql
+from ..backend import BackoffFunction, Claim, NewJob, Outcome, StepResult, default_backoff
+from ..errors import DatabaseError, JobNotFoundError, JobStateError
+from ..job import Job, JobState, QueueStatus
+from ..rows import JOB_COLUMNS, job_from_row, state_filter_sql
+from ..status import queue_status
+from . import steps
+from .clock import CLOCK_TOLERANCE, DatabaseClock
+from .connection import Cursor, Database
+from .listener import Listener
+from .steps import run
+
+SCHEMA_VERSION = 1
+_MIGRATIONS = sql.load(__package__, "migrations.sql")
+_QUERIES = sql.load(__package__, "queries.sql")
+_STATE_SQL = state_filter_sql("%(now)s")
+_FOREIGN = "a schema of another application, not queuetopia_lite"
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+class PostgresBackend:
+    """Jobs in one Postgres schema, shared by workers on many hosts.
+
+    Queue locks are rows of ``qt_queues`` claimed with ``FOR UPDATE SKIP
+    LOCKED``, so two workers never take the same queue and never wait for each
+    other; every lock carries a lease and an owner token that fences later
+    writes, as on SQLite. Lease times are on the database's clock: see
+    ``queuetopia_lite.postgres.clock`` for how a caller's ``now`` maps to it.
+    New jobs are announced with NOTIFY in their own transaction; a listener
+    thread turns notifications into ``change_counter()`` moves.
+
+    Args:
+        url: ``postgresql://user[:password]@host[:port]/database[?schema=name]``.
+        schema: the Postgres schema holding the tables (default ``queuetopia``,
+            or the URL's ``schema`` parameter). Several schemas isolate fully.
+        migrate: create or upgrade the schema on open; if False, an outdated
+            schema is an error.
+        pool_size: the most connections this process opens (plus one listener).
+        clock_tolerance: seconds of host clock offset ignored (see clock.py).
+    """
+
+    def __init__(self, url: str, *, schema: str | None = None, migrate: bool = True,
+                 pool_size: int = 10, clock_tolerance: float = CLOCK_TOLERANCE) -> None:
+        self._db = Database(url, schema=schema, pool_size=pool_size)
+        self.schema = self._db.schema
+        names = {"schema": _quote(self.schema), "job_columns": JOB_COLUMNS}
+        self._q = {name: text.format(**names).encode() for name, text in _QUERIES.items()}
+        self._m = {name: text.format(**names).encode() for name, text in _MIGRATIONS.items()}
+        self.channel = self.schema  # NOTIFY channel; the payload is the scope
+        self._clock = DatabaseClock(self._database_time, clock_tolerance)
+        self._listener: Listener | None = None
+        self._listener_lock = threading.Lock()
+        if migrate:
+            self.migrate()
+        else:
+            self._check_version()
+
+    @property
+    def location(self) -> str:
+        """The database URL without its password."""
+        return self._db.location
+
+    # -- schema ---------------------------------------------------------------
+
+    def migrate(self) -> int:
+        """Create or upgrade the schema; return its version (one migrator at a time)."""
+        def body(cur: Cursor) -> int:
+            run(cur, self._m["lock"], {"schema": self.schema})
+            version = self._version(cur)
+            if version is None:
+                if run(cur, self._m["foreign_tables"], {"schema": self.schema})[0][0]:
+                    raise DatabaseError(self.location, f"schema {self.schema!r}: {_FOREIGN}")
+                cur.execute(self._m["version_table"])
+                version = 0
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                cur.execute(self._m[f"step_{step}"])
+            run(cur, self._m["set_version"], {"version": SCHEMA_VERSION})
+            return SCHEMA_VERSION
+        return self._db.write(body)
+
+    def _version(self, cur: Cursor) -> int | None:
+        """The schema's version, None if it has no version table, checked not too new."""
+        exists = run(cur, b"SELECT to_regclass(%(t)s) IS NOT NULL",
+                     {"t": f"{_quote(self.schema)}.qt_version"})[0][0]
+        if not exists:
+            return None
+        rows = run(cur, self._m["version"], {})
+        version = int(rows[0][0]) if rows else 0
+        if version > SCHEMA_VERSION:
+            raise DatabaseError(
+                self.location, f"schema version {version} is newer than this queuetopia_lite "
+                f"knows ({SCHEMA_VERSION}): upgrade queuetopia_lite")
+        return version
+
+    def _check_version(self) -> None:
+        version = self._db.read(self._version)
+        if version != SCHEMA_VERSION:
+            raise DatabaseError(self.location, f"schema version {version or 0}, expected "
+                                f"{SCHEMA_VERSION}: run `queuetopia-lite migrate`")
+
+    # -- clock ------------------------------------------------------------------
+
+    def _database_time(self) -> float:
+        return float(self._db.read(lambda cur: run(cur, self._q["clock"], {})[0][0]))
+
+    def _offset(self) -> float:
+        return self._clock.offset()
+
+    # -- jobs -----------------------------------------------------------------
+
+    def insert_jobs(self, scope: str, jobs: Sequence[NewJob], now: float) -> list[Job]:
+        """Store all jobs in one transaction, announced by NOTIFY at its commit."""
+        if not jobs:
+            return []
+        offset = self._offset()
+
+        def body(cur: Cursor) -> list[Job]:
+            created = steps.insert_jobs(cur, self._q, scope, jobs, now + offset, offset)
+            self._notify(cur, scope)
+            return created
+        return self._db.write(body)
+
+    def get_job(self, scope: str, job_id: int, now: float) -> Job | None:
+        """The job with this id in this scope, or None."""
+        now += self._offset()
+        rows = self._db.read(lambda cur: run(cur, self._q["get_job"],
+                                             {"scope": scope, "id": job_id}))
+        return job_from_row(rows[0], now) if rows else None
+
+    def list_jobs(self, scope: str, now: float, *, queue: str | None = None,
+                  state: JobState | None = None, action: str | None = None,
+                  limit: int = 100, offset: int = 0) -> list[Job]:
+        """This scope's jobs, newest first, optionally filtered."""
+        now += self._offset()
+        where = ["scope = %(scope)s"]
+        if queue is not None:
+            where.append("queue = %(queue)s")
+        if action is not None:
+            where.append("action = %(action)s")
+        if state is not None:
+            where.append(_STATE_SQL[JobState(state)])
+        query = (f"SELECT {JOB_COLUMNS} FROM {_quote(self.schema)}.qt_jobs "
+                 f"WHERE {' AND '.join(where)} ORDER BY id DESC "
+                 "LIMIT %(limit)s OFFSET %(offset)s").encode()
+        args = {"scope": scope, "queue": queue, "action": action, "now": now,
+                "limit": limit, "offset": offset}
+        rows = self._db.read(lambda cur: run(cur, query, args))
+        return [job_from_row(row, now) for row in rows]
+
+    # -- scheduling -----------------------------------------------------------
+
+    def step(self, scope: str, now: float, *, outcomes: Sequence[Outcome] = (),
+             claim: int = 0, owner: str = "", lease: float = 30.0,
+             backoff: BackoffFunction | None = None, alive: Collection[str] = ()) -> StepResult:
+        """Save outcomes, recover expired leases and claim heads, in one transaction.
+
+        Claims whose token is in ``alive`` (the caller's running jobs) are never recovered.
+        """
+        self._watch_scope(scope)
+        offset = self._offset()
+        now += offset
+        q = self._q
+
+        def body(cur: Cursor) -> StepResult:
+            result = StepResult()
+            released = steps.release(cur, q, scope, now, steps.save_outcomes(
+                cur, q, scope, outcomes, now, offset, result))
+            released += steps.release(cur, q, scope, now, steps.recover_expired(
+                cur, q, scope, now, backoff or default_backoff, result, alive))
+            if claim > 0:
+                steps.release(cur, q, scope, now, steps.claim_heads(
+                    cur, q, scope, now, claim, owner, now + lease, result))
+            if released and len(result.claimed) >= claim:
+                self._notify(cur, scope)  # queues we cannot take now: tell other workers
+            return result
+        return self._db.write(body)
+
+    def renew(self, scope: str, claims: Sequence[Claim], until: float) -> list[Claim]:
+        """Extend these claims' leases to ``until``; return the claims whose lock was lost."""
+        if not claims:
+            return []
+        args = {"scope": scope, "until": until + self._offset(),
+                "queues": [c.job.queue for c in claims], "tokens": [c.token for c in claims]}
+        kept = {row[0] for row in self._db.write(
+            lambda cur: run(cur, self._q["renew_leases"], args))}
+        return [c for c in claims if c.token not in kept]
+
+    def next_due(self, scope: str) -> float | None:
+        """The earliest instant (host clock) a queue becomes runnable or a lease ends."""
+        due = self._db.read(lambda cur: run(cur, self._q["next_due"], {"scope": scope}))[0][0]
+        return None if due is None else float(due) - self._offset()
+
+    def has_runnable(self, scope: str, now: float) -> bool:
+        """Whether a step now would claim or recover something."""
+        self._watch_scope(scope)
+        args = {"scope": scope, "now": now + self._offset()}
+        return bool(self._db.read(lambda cur: run(cur, self._q["has_runnable"], args)[0][0]))
+
+    def change_counter(self) -> int:
+        """Moves when a NOTIFY for a scope this process runs arrives, or on our own commits.
+
+        Like SQLite's data_version seen from the watcher thread's connection, it
+        also moves when another thread of this process commits a write (the
+        scheduler relies on that to look again after its own steps). The first
+        call starts the listener thread, so processes that only enqueue hold no
+        listening connection.
+        """
+        return self._get_listener().counter + self._db.commits
+
+    def _get_listener(self) -> Listener:
+        with self._listener_lock:
+            if self._listener is None:
+                self._listener = Listener(lambda: self._db.connect("-listener"), self.channel)
+            return self._listener
+
+    def _watch_scope(self, scope: str) -> None:
+        listener = self._listener
+        if listener is not None and scope not in listener.scopes:
+            listener.scopes = listener.scopes | {scope}
+
+    def _notify(self, cur: Cursor, scope: str) -> None:
+        run(cur, self._q["notify"], {"channel": self.channel, "scope": scope})
+
+    # -- operating ------------------------------------------------------------
+
+    def count_jobs(self, scope: str, now: float) -> dict[JobState, int]:
+        """How many jobs of this scope are in each state."""
+        args = {"scope": scope, "now": now + self._offset()}
+        counts = dict.fromkeys(JobState, 0)
+        for _status, state, n in self._db.read(lambda cur: run(cur, self._q["count_jobs"], args)):
+            counts[JobState(state)] += n
+        return counts
+
+    def queue_statuses(self, scope: str, now: float, queue: str | None = None) -> list[QueueStatus]:
+        """Every queue of this scope with its state, sorted by name."""
+        now += self._offset()
+
+        def body(cur: Cursor) -> list[QueueStatus]:
+            out = []
+            for (name, head_id, ready_at, blocked_since, hold_until, token, by, until,
+                 pending) in run(cur, self._q["queues"], {"scope": scope, "queue": queue}):
+                head = None
+                if head_id is not None:
+                    rows = run(cur, self._q["get_job"], {"scope": scope, "id": head_id})
+                    head = job_from_row(rows[0], now) if rows else None
+                out.append(queue_status(name, head, now, ready_at=ready_at, pending=pending,
+                                        blocked_since=blocked_since, hold_until=hold_until,
+                                        token=token, locked_by=by, locked_until=until))
+            return out
+        return self._db.write(body)  # one snapshot for the queues and their heads
+
+    def retry_job(self, scope: str, job_id: int, now: float) -> Job:
+        """Make the job runnable now, attempts kept (one more if exhausted)."""
+        def change(cur: Cursor, job: Job, now: float) -> None:
+            if job.state in (JobState.RUNNING, JobState.DONE):
+                raise JobStateError(f"job {job_id} is {job.state.value}: nothing to retry")
+            args = {"scope": scope, "id": job_id, "queue": job.queue}
+            run(cur, self._q["retry_job"], args)
+            run(cur, self._q["release_hold"], args)
+        return self._operate(scope, job_id, now, change)
+
+    def cancel_job(self, scope: str, job_id: int, now: float) -> Job:
+        """Mark an unfinished job cancelled; its queue moves on."""
+        def change(cur: Cursor, job: Job, now: float) -> None:
+            if job.state in (JobState.DONE, JobState.FAILED, JobState.CANCELLED):
+                raise JobStateError(f"job {job_id} is already {job.state.value}")
+            run(cur, self._q["cancel_job"], {"scope": scope, "id": job_id})
+        return self._operate(scope, job_id, now, change)
+
+    def _operate(self, scope: str, job_id: int, now: float,
+                 change: Callable[[Cursor, Job, float], None]) -> Job:
+        """Lock the job's queue row, then the job; apply ``change``; repair the head."""
+        now += self._offset()
+
+        def body(cur: Cursor) -> Job:
+            queue = self._require(cur, scope, job_id, now, "get_job").queue
+            steps.lock_queues(cur, self._q, scope, [queue])
+            change(cur, self._require(cur, scope, job_id, now, "lock_job"), now)
+            steps.refresh_head(cur, self._q, scope, queue, now)
+            self._notify(cur, scope)
+            return self._require(cur, scope, job_id, now, "get_job")
+        job: Job = self._db.write(body)
+        return job
+
+    def _require(self, cur: Cursor, scope: str, job_id: int, now: float, query: str) -> Job:
+        rows = run(cur, self._q[query], {"scope": scope, "id": job_id})
+        if not rows:
+            raise JobNotFoundError(job_id)
+        return job_from_row(rows[0], now)
+
+    def prune(self, scope: str, done_before: float) -> int:
+        """Delete this scope's done jobs finished before ``done_before``."""
+        before = done_before + self._offset()
+
+        def body(cur: Cursor) -> int:
+            cur.execute(self._q["prune_jobs"], {"scope": scope, "before": before})
+            deleted = cur.rowcount
+            run(cur, self._q["prune_queues"], {"scope": scope, "before": before})
+            return deleted
+        return self._db.write(body)
+
+    def close(self) -> None:
+        """Stop the listener and close every connection of this process."""
+        with self._listener_lock:
+            listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()
+        self._db.close()
