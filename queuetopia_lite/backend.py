@@ -150,7 +150,11 @@ class Backend(Protocol):
         ...
 
     def change_counter(self) -> int:
-        """A number that changes when another connection commits (for cross-process wake-ups)."""
+        """A number that moves when the database may hold news for the scheduler.
+
+        It must move on every other process's commit (cross-process wake-ups) and may
+        move on this process's own commits (a spurious wake-up costs one cheap read).
+        """
         ...
 
     def count_jobs(self, scope: str, now: float) -> dict[JobState, int]:
