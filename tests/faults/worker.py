@@ -35,9 +35,6 @@ def append(path: str, line: str) -> None:
         os.close(fd)
 
 
-def _hang_once(job: Job) -> None:
-    if job.attempts == 1:
-        time.sleep(3600)
 
 
 def _sleep_once(job: Job) -> None:
@@ -66,11 +63,17 @@ class Checked(Performer):
         self._backoff = backoff
         self.register("ok", lambda job: None)
         self.register("sleep", lambda job: time.sleep(job.params["seconds"]))
-        self.register("hang_once", _hang_once)
+        self.register("hang_once", self._hang_once)
         self.register("sleep_once", _sleep_once)
         self.register("exit", _exit)
         self.register("system_exit", _system_exit)
         self.register("interrupt", _interrupt)
+
+    def _hang_once(self, job: Job) -> None:
+        """Hang on the first attempt (tests kill us then; LOGDIR/hanging says when)."""
+        if job.attempts == 1:
+            append(os.path.join(self.logdir, "hanging"), str(os.getpid()))
+            time.sleep(3600)
 
     def backoff(self, job: Job) -> float:
         return self._backoff

@@ -1,66 +1,18 @@
-"""Real worker processes on one SQLite file, checked from outside the library."""
+"""Real worker processes on one SQLite file, checked from outside the library.
+
+The workers are tests/faults/worker.py (per-queue flock, fsynced start/end logs); the
+`workers` fixture comes from tests/faults/conftest.py.
+"""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 from collections import defaultdict
-from pathlib import Path
-from typing import Iterator
-
-import pytest
 
 from queuetopia_lite import JobState, Queuetopia
 
 from ..conftest import wait_until
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-class Workers:
-    """Starts worker processes and stops them all at the end of a test."""
-
-    def __init__(self, db: str, logdir: Path) -> None:
-        self.db = db
-        self.logdir = logdir
-        self.procs: list[subprocess.Popen[bytes]] = []
-
-    def start(self, *options: str) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.multiprocess.worker", self.db, str(self.logdir),
-             *options], cwd=ROOT)
-        self.procs.append(proc)
-        wait_until(lambda: str(proc.pid) in self.read("ready"), message="worker ready")
-        return proc
-
-    def read(self, name: str) -> str:
-        path = self.logdir / name
-        return path.read_text() if path.exists() else ""
-
-    def log(self, queue: str) -> list[list[str]]:
-        return [line.split() for line in self.read(f"{queue}.log").splitlines()]
-
-    def stop_all(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-@pytest.fixture
-def workers(tmp_path: Path) -> Iterator[Workers]:
-    logdir = tmp_path / "logs"
-    logdir.mkdir()
-    made = Workers(os.fspath(tmp_path / "jobs.db"), logdir)
-    yield made
-    made.stop_all()
+from ..faults.procs import Workers
 
 
 def all_done(q: Queuetopia, count: int) -> bool:
@@ -83,11 +35,11 @@ def test_four_processes_run_every_job_once_in_order_never_two_at_once(
     pids = set()
     for name in queues:
         lines = workers.log(name)
-        starts = [int(line[2]) for line in lines if line[0] == "start"]
+        starts = [line.n for line in lines if line.kind == "start"]
         assert starts == list(range(20)), f"queue {name} ran {starts}"
         # start/end strictly alternate: never two jobs of a queue at once
-        assert [line[0] for line in lines] == ["start", "end"] * 20
-        pids.update(line[4] for line in lines)
+        assert [line.kind for line in lines] == ["start", "end"] * 20
+        pids.update(line.pid for line in lines)
     assert len(pids) > 1  # the work was really shared
 
 
@@ -103,12 +55,12 @@ def test_killed_worker_job_runs_again_after_the_lease_before_the_next_job(
     workers.start("--lease", "1", "--backoff", "0.1")
     wait_until(lambda: all_done(q, 2), timeout=60, message="both jobs done")
     lines = workers.log("k")
-    assert [(line[0], line[2], line[3]) for line in lines] == [
-        ("start", "0", "1"),  # the killed attempt: no end
-        ("start", "0", "2"), ("end", "0", "2"),
-        ("start", "1", "1"), ("end", "1", "1"),
+    assert [(line.kind, line.n, line.attempt) for line in lines] == [
+        ("start", 0, 1),  # the killed attempt: no end
+        ("start", 0, 2), ("end", 0, 2),
+        ("start", 1, 1), ("end", 1, 1),
     ]
-    assert lines[0][4] == str(victim.pid) and lines[1][4] != str(victim.pid)
+    assert lines[0].pid == victim.pid and lines[1].pid != victim.pid
     job = q.get_job(first.id)
     assert job is not None and job.attempts == 2 and job.state == JobState.DONE
 
@@ -127,10 +79,10 @@ def test_job_that_outlives_its_timeout_never_overlaps_the_next_attempt(
     other = q.create_job("other", "ok", {"n": 7})
     wait_until(lambda: (q.get_job(other.id) or other).state == JobState.DONE,
                message="other queue during the runaway")
-    assert [line[0] for line in workers.log("slow")] == ["start"]  # runaway still going
+    assert [line.kind for line in workers.log("slow")] == ["start"]  # runaway still going
     wait_until(lambda: all_done(q, 2), timeout=30, message="slow queue moves on")
-    assert [(line[0], line[2]) for line in workers.log("slow")] == [
-        ("start", "0"), ("end", "0"), ("start", "1"), ("end", "1")]
+    assert [(line.kind, line.n) for line in workers.log("slow")] == [
+        ("start", 0), ("end", 0), ("start", 1), ("end", 1)]
     assert workers.read("overlaps") == ""
     by_state: dict[str, int] = defaultdict(int)
     for job in q.list_jobs():
