@@ -30,10 +30,9 @@ def open_backend(target: str | os.PathLike[str] | Backend, *, durability: str = 
         return target
     if isinstance(target, str) and target.startswith(("postgresql://", "postgres://")):
         try:
-            from .postgres import PostgresBackend  # type: ignore[import-not-found,unused-ignore]
-        except ImportError as exc:
-            raise InvalidJobError("database", "the Postgres backend needs the extra: "
-                                  "pip install 'queuetopia_lite[postgres]'") from exc
+            from .postgres import PostgresBackend
+        except ImportError as exc:  # its message names the package to install
+            raise InvalidJobError("database", str(exc)) from exc
         backend: Backend = PostgresBackend(target, migrate=migrate)
         return backend
     if not isinstance(target, (str, os.PathLike)):
