@@ -222,9 +222,9 @@ class Queuetopia:
         """How many jobs of this scope are in each state."""
         return self.backend.count_jobs(self.scope, self._clock())
 
-    def queues(self) -> list[QueueStatus]:
-        """Every queue of this scope with its state, by name."""
-        return self.backend.queue_statuses(self.scope, self._clock())
+    def queues(self, queue: str | None = None) -> list[QueueStatus]:
+        """Every queue of this scope with its state, by name (or just ``queue``)."""
+        return self.backend.queue_statuses(self.scope, self._clock(), queue=queue)
 
     def retry_job(self, job_id: int) -> Job:
         """Make a job runnable now, attempts kept; an exhausted job gets one more attempt."""

@@ -140,7 +140,12 @@ class Scheduler:
         return request
 
     def _serve(self, batch: list[Request]) -> None:
-        outcomes = [outcome for request in batch for outcome in request.outcomes]
+        with self._lock:  # outcomes an earlier step failed to save go first
+            outcomes, self._unsaved = self._unsaved, []
+        outcomes += [outcome for request in batch for outcome in request.outcomes]
+        # A runaway's Release must follow its timeout Failure, or its queue would be
+        # released while the job still looks running (and the next job overtake it).
+        outcomes.sort(key=lambda outcome: isinstance(outcome, Release))
         want = sum(request.want for request in batch)
         try:
             result = self._step(self._clock(), outcomes, want)
@@ -192,12 +197,11 @@ class Scheduler:
             self.iterations += 1
             outcomes = self._expire_timeouts()
             with self._lock:
-                outcomes += self._unsaved
-                self._unsaved = []
+                unsaved = bool(self._unsaved)  # the next step (any thread's) takes them
                 free = 0 if self._stopping.is_set() else self._free_slots()
             try:
-                if outcomes or (free > 0 and self._backend.has_runnable(self._scope,
-                                                                        self._clock())):
+                if outcomes or unsaved or (free > 0 and self._backend.has_runnable(
+                        self._scope, self._clock())):
                     request = self._submit(outcomes, free)
                     if request.error is not None:
                         raise request.error

@@ -63,10 +63,13 @@ def name(field: str, value: object) -> str:
 
 
 def _utf8(field: str, text: str) -> None:
+    """Valid UTF-8 without NUL characters (which Postgres cannot store)."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise InvalidJobError(field, f"not valid text (UTF-8): {exc.reason}") from None
+    if "\x00" in text:
+        raise InvalidJobError(field, "contains a NUL character (\\u0000)")
 
 
 def count(field: str, value: object) -> int:
@@ -99,19 +102,20 @@ def params_json(value: object) -> str:
 
 
 def _check_keys(value: object, depth: int = 0) -> None:
-    """Every object key, at any depth, must be a string: json would rewrite 1 as "1"."""
+    """Keys are strings at every depth (json would rewrite 1 as "1"); no NUL in any text."""
     if depth > 200:
         raise InvalidJobError("params", "nested too deeply")
     if isinstance(value, Mapping):
         for key, item in value.items():
             if not isinstance(key, str):
                 raise InvalidJobError("params", f"keys must be strings, got {key!r}")
-            if isinstance(item, (Mapping, list, tuple)):
-                _check_keys(item, depth + 1)
+            _check_keys(key, depth + 1)
+            _check_keys(item, depth + 1)
     elif isinstance(value, (list, tuple)):
         for item in value:
-            if isinstance(item, (Mapping, list, tuple)):
-                _check_keys(item, depth + 1)
+            _check_keys(item, depth + 1)
+    elif isinstance(value, str) and "\x00" in value:
+        raise InvalidJobError("params", "contains a NUL character (\\u0000)")
 
 
 def new_job(

@@ -151,3 +151,18 @@ def test_operator_calls_check_their_arguments(q: Queuetopia) -> None:
         q.cancel_job(99)
     with pytest.raises(InvalidJobError):
         q.prune(-1)
+
+
+@pytest.mark.parametrize(("args", "field"), [
+    (("q\x00", "a"), "queue"),
+    (("q", "a\x00"), "action"),
+    (("q", "a", {"k": "v\x00"}), "params"),
+    (("q", "a", {"k\x00": 1}), "params"),
+    (("q", "a", {"k": [{"deep": "\x00"}]}), "params"),
+])
+def test_nul_characters_are_refused_everywhere(q: Queuetopia, args: tuple[Any, ...],
+                                               field: str) -> None:
+    with pytest.raises(InvalidJobError) as info:
+        q.create_job(*args)
+    assert info.value.field == field
+    assert q.list_jobs() == []

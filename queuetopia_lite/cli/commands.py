@@ -78,7 +78,8 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
         raise InvalidJobError("PARAMS_JSON", f"not valid JSON ({exc})") from None
     scheduled_at = args.at
     if args.delay is not None:
-        scheduled_at = now_utc() + timedelta(seconds=args.delay)
+        delay = validation.duration("--in", args.delay)  # bounded: the date stays in range
+        scheduled_at = now_utc() + timedelta(seconds=delay)
     options = {"scheduled_at": scheduled_at, "timeout": args.timeout,
                "max_backoff": args.max_backoff, "max_attempts": args.max_attempts}
     # Check everything before opening: bad input must not even create the file.
@@ -102,7 +103,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     """Cancel a job; its queue moves on."""
     with open_queue(args) as q:
         job = q.cancel_job(args.id)
-        status = next((s for s in q.queues() if s.queue == job.queue), None)
+        status = next(iter(q.queues(queue=job.queue)), None)
     note = f"queue {job.queue!r} moves on"
     if status is not None and status.state == QueueState.RUNNING:
         note = f"queue {job.queue!r} stays locked until its running job ends"

@@ -61,7 +61,8 @@ def instant(text: str) -> datetime:
     try:
         # Python 3.10's fromisoformat does not take a trailing Z.
         value = datetime.fromisoformat(re.sub(r"[zZ]$", "+00:00", text.strip()))
-    except ValueError:
+        value.astimezone(timezone.utc)  # out of range once in UTC? (OverflowError)
+    except (ValueError, OverflowError):
         raise argparse.ArgumentTypeError(
             f"bad instant {text!r}: expected ISO 8601, e.g. 2030-01-31T09:00:00Z") from None
     if value.tzinfo is None or value.utcoffset() is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 import unicodedata
 from datetime import datetime
 from typing import Sequence
@@ -164,7 +165,11 @@ def job_detail(job: Job, now: datetime) -> str:
     lines = [f"{name + ':':<17}{fit(clean(value), WIDTH - 17)}" for name, value in fields]
     if job.error:
         lines.append("error:")
-        lines.extend("  " + line for line in job.error.rstrip().splitlines())
+        # The whole error, but printable and wrapped within the width.
+        for line in job.error.rstrip().splitlines():
+            lines.extend(textwrap.wrap(clean(line), WIDTH - 2, initial_indent="  ",
+                                       subsequent_indent="    ", drop_whitespace=False)
+                         or ["  "])
     else:
         lines.append(f"{'error:':<17}-")
     return "\n".join(lines)

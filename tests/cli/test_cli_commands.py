@@ -365,3 +365,17 @@ def test_backup_copies_the_database(cli: Run, db: str, tmp_path: Path) -> None:
     assert result.code == 0 and result.out == f"backed up {db} to {copy}\n"
     copied = Queuetopia(copy).get_job(job)
     assert copied is not None and copied.queue == "q"
+
+
+def test_job_shows_a_long_raw_error_printable_and_within_100_columns(cli: Run, db: str) -> None:
+    job = enqueue(cli, db, "q", "ok")
+
+    def perform(_: object) -> None:
+        raise RuntimeError("\x1b[31mRED " + "x" * 300 + "\nsecond line")
+
+    assert Queuetopia(db, perform).drain() == 1
+    result = cli("--db", db, "job", str(job))
+    assert result.code == 0
+    assert "\x1b" not in result.out
+    assert max(len(line) for line in result.out.splitlines()) <= 100
+    assert result.out.count("x") >= 300  # the whole error, wrapped, not cut
