@@ -36,6 +36,7 @@ CONNECT_TIMEOUT = 10  # seconds (libpq's connect_timeout)
 APPLICATION_NAME = "queuetopia_lite"  # shown in pg_stat_activity
 COMMIT_CHECK_TIME = 30.0  # seconds to keep asking whether an interrupted COMMIT happened
 DEFAULT_SCHEMA = "queuetopia"
+_SECRET_PARAMETERS = frozenset({"password", "sslpassword"})
 
 # The transaction was rolled back by the server: running it again is safe.
 _RETRYABLE = (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected,
@@ -44,18 +45,25 @@ _RETRYABLE = (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetect
 
 def split_url(url: str, schema: str | None) -> tuple[str, str, str]:
     """(libpq URL, URL without password, schema) from a URL with an optional ``?schema=``."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (a bad port raises only when read)
+    except ValueError as exc:
+        raise InvalidJobError("database", f"not a valid postgresql:// URL: {exc}") from None
     query = parse_qsl(parts.query, keep_blank_values=True)
     from_url = [value for key, value in query if key == "schema"]
     query = [(key, value) for key, value in query if key != "schema"]
     chosen = schema or (from_url[-1] if from_url else DEFAULT_SCHEMA)
-    if not chosen or len(chosen.encode()) > 63:
-        raise InvalidJobError("schema", f"expected a name of 1 to 63 bytes, got {chosen!r}")
+    if not chosen or len(chosen.encode()) > 63 or "%" in chosen or "\x00" in chosen:
+        raise InvalidJobError("schema", f"expected a name of 1 to 63 bytes without % or NUL, "
+                              f"got {chosen!r}")
     conninfo = urlunsplit(parts._replace(query=urlencode(query)))
     netloc = parts.netloc.rsplit("@", 1)
     if len(netloc) == 2:
         netloc[0] = netloc[0].split(":", 1)[0]
-    shown = urlunsplit(parts._replace(netloc="@".join(netloc)))
+    # Secrets may also come as query parameters: never show them.
+    visible = [(key, value) for key, value in query if key not in _SECRET_PARAMETERS]
+    shown = urlunsplit(parts._replace(netloc="@".join(netloc), query=urlencode(visible)))
     return conninfo, shown, chosen
 
 
