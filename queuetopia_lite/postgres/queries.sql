@@ -199,3 +199,57 @@ WHERE q.scope = %(scope)s AND q.head_id IS NULL AND q.lock_token IS NULL
 
 -- name: clock
 SELECT extract(epoch FROM clock_timestamp())::float8;
+
+-- name: step
+-- One scheduling step (migrations.sql step_2, qt_step), job columns unpacked
+-- in the order of JOB_COLUMNS.
+SELECT r_kind, r_n, r_queue, r_token, r_by, {step_job_columns}
+FROM {schema}.qt_step(
+    %(scope)s, %(now)s, %(channel)s,
+    %(o_kind)s::text[], %(o_queue)s::text[], %(o_id)s::bigint[], %(o_token)s::text[],
+    %(o_error)s::text[], %(o_next)s::float8[], %(o_keep)s::boolean[],
+    %(v_queue)s::text[], %(v_token)s::text[], %(v_id)s::bigint[], %(v_next)s::float8[],
+    %(v_error)s::text[],
+    %(released)s, %(alive)s::text[], %(claim)s, %(owner)s, %(until)s, %(tokens)s::text[]);
+
+-- name: insert_and_offer
+-- insert_jobs, offer_heads and notify as one statement (one round trip). The
+-- offer reads the new rows from the insert's RETURNING, never the table.
+WITH n AS (
+    SELECT * FROM unnest(%(queues)s::text[], %(actions)s::text[], %(params)s::text[],
+                         %(scheduled)s::float8[], %(timeouts)s::float8[],
+                         %(backoffs)s::float8[], %(attempts)s::integer[])
+         WITH ORDINALITY AS n(queue, action, params, scheduled_at, timeout, max_backoff,
+                              max_attempts, ord)
+), ins AS (
+    -- Many jobs in one statement; ids are drawn in the order given.
+    INSERT INTO {schema}.qt_jobs (scope, queue, action, params, scheduled_at, timeout,
+                                  max_backoff, max_attempts, status, created_at)
+    SELECT %(scope)s, n.queue, n.action, n.params::jsonb, n.scheduled_at, n.timeout,
+           n.max_backoff, n.max_attempts,
+           CASE WHEN n.max_attempts > 0 THEN 'pending' ELSE 'failed' END,  -- 0: never run
+           %(now)s
+    FROM n ORDER BY n.ord
+    RETURNING {job_columns}
+), offer AS (
+    -- As offer_heads: a new pending job becomes its queue's head if the queue has
+    -- none or it sorts first by (scheduled_at, id); a locked queue is left alone.
+    INSERT INTO {schema}.qt_queues AS q (scope, queue, head_id, head_scheduled_at,
+                                         head_due_at, ready_at)
+    SELECT DISTINCT ON (i.queue) %(scope)s, i.queue, i.id, i.scheduled_at, i.scheduled_at,
+           greatest(i.scheduled_at, %(now)s)
+    FROM ins AS i WHERE i.status = 'pending'
+    ORDER BY i.queue, i.scheduled_at, i.id
+    ON CONFLICT (scope, queue) DO UPDATE SET
+        head_id = excluded.head_id,
+        head_scheduled_at = excluded.head_scheduled_at,
+        head_due_at = excluded.head_due_at,
+        ready_at = greatest(excluded.ready_at, q.hold_until),
+        blocked_since = NULL
+    WHERE q.lock_token IS NULL
+      AND (q.head_id IS NULL
+           OR (excluded.head_scheduled_at, excluded.head_id) < (q.head_scheduled_at, q.head_id))
+), announce AS MATERIALIZED (
+    SELECT pg_notify(%(channel)s, %(scope)s)  -- delivered at commit, once a transaction
+)
+SELECT ins.* FROM ins, announce;
