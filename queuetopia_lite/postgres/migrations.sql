@@ -83,48 +83,59 @@ CREATE INDEX qt_queues_lease ON {schema}.qt_queues (scope, locked_until)
 -- The scheduling step as server-side functions: one round trip a step instead
 -- of about ten (see qt_step). They mirror steps.py line by line; keep them in step.
 
--- Unlock one (locked, row-locked) queue and point it at its first pending job.
--- Returns 1 if the queue now has a head (some other worker may want it), else 0.
--- p_head, p_blocked, p_row_hold: the queue row as it was locked; p_failed: its
--- job's failure was just recorded; p_hold: that failure's hold (last attempt).
-CREATE FUNCTION {schema}.qt_release(p_scope text, p_now float8, p_queue text, p_head bigint,
-                                    p_blocked float8, p_row_hold float8, p_failed boolean,
-                                    p_hold float8) RETURNS integer
+-- Unlock these (locked, row-locked) queues and point each at its first pending
+-- job. Returns how many now have a head (some other worker may want them). Per
+-- queue: p_head, p_blocked, p_row_hold: its row as it was locked; p_failed: its
+-- job's failure was just recorded; p_hold: that failure's hold (a last attempt).
+-- The same rules as steps.release. One statement per row, on the primary key,
+-- here and in qt_step: with the statistics of a young (never analysed) table,
+-- the cached generic plans of set-based joins scanned whole tables.
+CREATE FUNCTION {schema}.qt_release(p_scope text, p_now float8, p_queues text[],
+                                    p_head bigint[], p_blocked float8[], p_row_hold float8[],
+                                    p_failed boolean[], p_hold float8[]) RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
+    l_with_head integer := 0;
     l_id bigint;
     l_scheduled float8;
     l_next float8;
     l_attempted float8;
-    l_hold float8 := greatest(p_row_hold, p_hold);  -- greatest() skips NULLs
+    l_hold float8;
     l_blocked float8;
     l_due float8;
     l_ready float8;
 BEGIN
-    SELECT j.id, j.scheduled_at, j.next_attempt_at, j.attempted_at
-    INTO l_id, l_scheduled, l_next, l_attempted
-    FROM {schema}.qt_jobs j
-    WHERE j.scope = p_scope AND j.queue = p_queue AND j.status = 'pending'
-    ORDER BY j.scheduled_at, j.id LIMIT 1;
-    IF p_failed THEN  -- 0.0 counts as unset, as Python's `or` does in steps.py
-        l_blocked := CASE WHEN p_blocked IS NULL OR p_blocked = 0 THEN p_now ELSE p_blocked END;
-    END IF;
-    IF l_id IS NOT NULL THEN
-        l_due := greatest(l_scheduled, coalesce(l_next, 0));
-        -- A released queue goes to the back of the line (now): fairness between queues.
-        l_ready := greatest(l_due, coalesce(l_hold, 0), p_now);
-        IF NOT p_failed AND l_id = p_head THEN
-            l_blocked := p_blocked;
-        ELSIF NOT p_failed AND l_next IS NOT NULL THEN  -- a failed job is head again
-            l_blocked := l_attempted;
+    FOR i IN 1 .. coalesce(array_length(p_queues, 1), 0) LOOP
+        l_id := NULL; l_scheduled := NULL; l_next := NULL; l_attempted := NULL;
+        l_due := NULL; l_ready := NULL; l_blocked := NULL;
+        SELECT j.id, j.scheduled_at, j.next_attempt_at, j.attempted_at
+        INTO l_id, l_scheduled, l_next, l_attempted
+        FROM {schema}.qt_jobs j
+        WHERE j.scope = p_scope AND j.queue = p_queues[i] AND j.status = 'pending'
+        ORDER BY j.scheduled_at, j.id LIMIT 1;
+        l_hold := greatest(p_row_hold[i], p_hold[i]);  -- greatest() skips NULLs
+        IF p_failed[i] THEN  -- 0.0 counts as unset, as Python's `or` does in steps.release
+            l_blocked := CASE WHEN p_blocked[i] IS NULL OR p_blocked[i] = 0 THEN p_now
+                              ELSE p_blocked[i] END;
         END IF;
-    END IF;
-    UPDATE {schema}.qt_queues
-    SET lock_token = NULL, locked_by = NULL, locked_at = NULL, locked_until = NULL,
-        head_id = l_id, head_scheduled_at = l_scheduled, head_due_at = l_due,
-        ready_at = l_ready, blocked_since = l_blocked, hold_until = l_hold
-    WHERE scope = p_scope AND queue = p_queue;
-    RETURN CASE WHEN l_id IS NULL THEN 0 ELSE 1 END;
+        IF l_id IS NOT NULL THEN
+            l_with_head := l_with_head + 1;
+            l_due := greatest(l_scheduled, coalesce(l_next, 0));
+            -- A released queue goes to the back of the line (now): fairness between queues.
+            l_ready := greatest(l_due, coalesce(l_hold, 0), p_now);
+            IF NOT p_failed[i] AND l_id = p_head[i] THEN
+                l_blocked := p_blocked[i];
+            ELSIF NOT p_failed[i] AND l_next IS NOT NULL THEN  -- a failed job is head again
+                l_blocked := l_attempted;
+            END IF;
+        END IF;
+        UPDATE {schema}.qt_queues
+        SET lock_token = NULL, locked_by = NULL, locked_at = NULL, locked_until = NULL,
+            head_id = l_id, head_scheduled_at = l_scheduled, head_due_at = l_due,
+            ready_at = l_ready, blocked_since = l_blocked, hold_until = l_hold
+        WHERE scope = p_scope AND queue = p_queues[i];
+    END LOOP;
+    RETURN l_with_head;
 END $$;
 
 -- One scheduling step inside the caller's transaction: save outcomes (fenced by
@@ -151,13 +162,16 @@ RETURNS TABLE (r_kind text, r_n bigint, r_queue text, r_token text, r_by text,
 LANGUAGE plpgsql AS $$
 DECLARE
     n integer := coalesce(array_length(o_kind, 1), 0);
-    l_done bigint[];
     q_names text[];
     q_token text[];
     q_head bigint[];
     q_blocked float8[];
     q_hold float8[];
-    rel_k integer[] := ARRAY[]::integer[];
+    -- Queues to release: their rows as locked, whether a failure was recorded, its hold.
+    rel_queue text[] := ARRAY[]::text[];
+    rel_head bigint[] := ARRAY[]::bigint[];
+    rel_blocked float8[] := ARRAY[]::float8[];
+    rel_row_hold float8[] := ARRAY[]::float8[];
     rel_failed boolean[] := ARRAY[]::boolean[];
     rel_hold float8[] := ARRAY[]::float8[];
     l_released integer := coalesce(p_released, 0);
@@ -165,7 +179,6 @@ DECLARE
     l_failed boolean;
     l_hold float8;
     l_job {schema}.qt_jobs;
-    l_jobs {schema}.qt_jobs[];
     l_expired boolean := false;
     k integer;
     rec record;
@@ -180,30 +193,28 @@ DECLARE
 BEGIN
     -- Outcomes. The rows of the queues they release are locked in name order and
     -- read once, before any change (as steps.save_outcomes does).
-    SELECT array_agg(s.queue), array_agg(s.lock_token), array_agg(s.head_id),
-           array_agg(s.blocked_since), array_agg(s.hold_until)
-    INTO q_names, q_token, q_head, q_blocked, q_hold
-    FROM (SELECT q.queue, q.lock_token, q.head_id, q.blocked_since, q.hold_until
-          FROM {schema}.qt_queues q
-          WHERE q.scope = p_scope AND q.queue = ANY(ARRAY(
-              SELECT o_queue[i] FROM generate_subscripts(o_kind, 1) AS i
-              WHERE NOT (o_kind[i] = 'f' AND o_keep[i])))
-          ORDER BY q.queue
-          FOR UPDATE) AS s;
-    WITH u AS (
-        UPDATE {schema}.qt_jobs j
-        SET status = 'done', done_at = p_now, error = NULL, next_attempt_at = NULL,
-            lock_token = NULL
-        FROM (SELECT o_id[i] AS id, o_token[i] AS token FROM generate_subscripts(o_kind, 1) AS i
-              WHERE o_kind[i] = 's') AS s
-        WHERE j.id = s.id AND j.status = 'running' AND j.lock_token = s.token
-        RETURNING j.id)
-    SELECT array_agg(u.id) INTO l_done FROM u;
+    q_names := ARRAY[]::text[]; q_token := ARRAY[]::text[]; q_head := ARRAY[]::bigint[];
+    q_blocked := ARRAY[]::float8[]; q_hold := ARRAY[]::float8[];
+    FOR rec IN SELECT DISTINCT o_queue[i] AS queue FROM generate_subscripts(o_kind, 1) AS i
+               WHERE NOT (o_kind[i] = 'f' AND o_keep[i]) ORDER BY 1
+    LOOP  -- one row at a time on the primary key: see qt_release
+        SELECT q.queue, q.lock_token, q.head_id, q.blocked_since, q.hold_until INTO rec
+        FROM {schema}.qt_queues q WHERE q.scope = p_scope AND q.queue = rec.queue FOR UPDATE;
+        IF FOUND THEN
+            q_names := q_names || rec.queue; q_token := q_token || rec.lock_token;
+            q_head := q_head || rec.head_id; q_blocked := q_blocked || rec.blocked_since;
+            q_hold := q_hold || rec.hold_until;
+        END IF;
+    END LOOP;
     FOR i IN 1 .. n LOOP
         l_failed := false;
         l_hold := NULL;
         IF o_kind[i] = 's' THEN
-            l_saved := coalesce(o_id[i] = ANY(l_done), false);
+            UPDATE {schema}.qt_jobs j
+            SET status = 'done', done_at = p_now, error = NULL, next_attempt_at = NULL,
+                lock_token = NULL
+            WHERE j.id = o_id[i] AND j.status = 'running' AND j.lock_token = o_token[i];
+            l_saved := FOUND;
         ELSIF o_kind[i] = 'f' THEN
             UPDATE {schema}.qt_jobs j
             SET status = CASE WHEN j.attempts >= j.max_attempts THEN 'failed' ELSE 'pending' END,
@@ -239,7 +250,10 @@ BEGIN
         END IF;
         k := array_position(q_names, o_queue[i]);
         IF k IS NOT NULL AND q_token[k] = o_token[i] THEN
-            rel_k := rel_k || k;
+            rel_queue := rel_queue || q_names[k];
+            rel_head := rel_head || q_head[k];
+            rel_blocked := rel_blocked || q_blocked[k];
+            rel_row_hold := rel_row_hold || q_hold[k];
             rel_failed := rel_failed || l_failed;
             rel_hold := rel_hold || l_hold;
             q_token[k] := NULL;  -- released once only
@@ -252,12 +266,10 @@ BEGIN
             RETURN NEXT;
         END IF;
     END LOOP;
-    FOR i IN 1 .. coalesce(array_length(rel_k, 1), 0) LOOP
-        k := rel_k[i];
+    IF array_length(rel_queue, 1) > 0 THEN
         l_released := l_released + {schema}.qt_release(
-            p_scope, p_now, q_names[k], q_head[k], q_blocked[k], q_hold[k], rel_failed[i],
-            rel_hold[i]);
-    END LOOP;
+            p_scope, p_now, rel_queue, rel_head, rel_blocked, rel_row_hold, rel_failed, rel_hold);
+    END IF;
 
     IF v_queue IS NULL THEN
         -- Expired leases, except the caller's own running jobs (p_alive).
@@ -286,6 +298,11 @@ BEGIN
         END IF;
     ELSE
         -- Recoveries the caller prepared from our 'expired' rows (still row-locked).
+        rel_head := ARRAY[]::bigint[];
+        rel_blocked := ARRAY[]::float8[];
+        rel_row_hold := ARRAY[]::float8[];
+        rel_failed := ARRAY[]::boolean[];
+        rel_hold := ARRAY[]::float8[];
         FOR i IN 1 .. coalesce(array_length(v_queue, 1), 0) LOOP
             SELECT q.head_id, q.blocked_since, q.hold_until INTO rec FROM {schema}.qt_queues q
             WHERE q.scope = p_scope AND q.queue = v_queue[i] FOR UPDATE;
@@ -308,10 +325,17 @@ BEGIN
                     RETURN NEXT;
                 END IF;
             END IF;
-            l_released := l_released + {schema}.qt_release(
-                p_scope, p_now, v_queue[i], rec.head_id, rec.blocked_since, rec.hold_until,
-                l_failed, l_hold);
+            rel_head := rel_head || rec.head_id;
+            rel_blocked := rel_blocked || rec.blocked_since;
+            rel_row_hold := rel_row_hold || rec.hold_until;
+            rel_failed := rel_failed || l_failed;
+            rel_hold := rel_hold || l_hold;
         END LOOP;
+        IF array_length(v_queue, 1) > 0 THEN
+            l_released := l_released + {schema}.qt_release(
+                p_scope, p_now, v_queue, rel_head, rel_blocked, rel_row_hold, rel_failed,
+                rel_hold);
+        END IF;
     END IF;
 
     IF p_claim > 0 THEN
@@ -331,24 +355,21 @@ BEGIN
             c_hold := c_hold || rec.hold_until;
         END LOOP;
         IF array_length(c_queue, 1) > 0 THEN
-            WITH u AS (
+            rel_queue := ARRAY[]::text[];  -- now: the stale heads to repair
+            rel_head := ARRAY[]::bigint[];
+            rel_blocked := ARRAY[]::float8[];
+            rel_row_hold := ARRAY[]::float8[];
+            FOR i IN 1 .. array_length(c_queue, 1) LOOP
                 UPDATE {schema}.qt_jobs j
                 SET status = 'running', attempts = j.attempts + 1, attempted_at = p_now,
-                    attempted_by = p_owner,
-                    lock_token = p_tokens[array_position(c_head, j.id)]
-                WHERE j.id = ANY(c_head) AND j.status = 'pending'
-                RETURNING j.*)
-            SELECT array_agg(u::{schema}.qt_jobs) INTO l_jobs FROM u;
-            FOR i IN 1 .. array_length(c_queue, 1) LOOP
-                l_job := NULL;
-                FOR m IN 1 .. coalesce(array_length(l_jobs, 1), 0) LOOP  -- a few rows
-                    IF (l_jobs[m]).id = c_head[i] THEN
-                        l_job := l_jobs[m];
-                    END IF;
-                END LOOP;
-                IF l_job.id IS NULL THEN  -- the recorded head is stale: repair, claim nothing
-                    PERFORM {schema}.qt_release(p_scope, p_now, c_queue[i], c_head[i],
-                                                c_blocked[i], c_hold[i], false, NULL);
+                    attempted_by = p_owner, lock_token = p_tokens[i]
+                WHERE j.id = c_head[i] AND j.status = 'pending'
+                RETURNING j.* INTO l_job;
+                IF NOT FOUND THEN  -- the recorded head is stale: repair it, claim nothing
+                    rel_queue := rel_queue || c_queue[i];
+                    rel_head := rel_head || c_head[i];
+                    rel_blocked := rel_blocked || c_blocked[i];
+                    rel_row_hold := rel_row_hold || c_hold[i];
                 ELSE
                     l_lock_queues := l_lock_queues || c_queue[i];
                     l_lock_tokens := l_lock_tokens || p_tokens[i];
@@ -358,10 +379,18 @@ BEGIN
                     RETURN NEXT;
                 END IF;
             END LOOP;
-            UPDATE {schema}.qt_queues q
-            SET lock_token = l_lock_tokens[array_position(l_lock_queues, q.queue)],
-                locked_by = p_owner, locked_at = p_now, locked_until = p_until, ready_at = NULL
-            WHERE q.scope = p_scope AND q.queue = ANY(l_lock_queues) AND q.lock_token IS NULL;
+            IF array_length(rel_queue, 1) > 0 THEN
+                PERFORM {schema}.qt_release(
+                    p_scope, p_now, rel_queue, rel_head, rel_blocked, rel_row_hold,
+                    array_fill(false, ARRAY[array_length(rel_queue, 1)]),
+                    array_fill(NULL::float8, ARRAY[array_length(rel_queue, 1)]));
+            END IF;
+            FOR i IN 1 .. coalesce(array_length(l_lock_queues, 1), 0) LOOP  -- see qt_release
+                UPDATE {schema}.qt_queues q
+                SET lock_token = l_lock_tokens[i], locked_by = p_owner, locked_at = p_now,
+                    locked_until = p_until, ready_at = NULL
+                WHERE q.scope = p_scope AND q.queue = l_lock_queues[i] AND q.lock_token IS NULL;
+            END LOOP;
         END IF;
     END IF;
     IF l_released > 0 AND l_claimed >= p_claim THEN
