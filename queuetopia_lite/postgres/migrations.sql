@@ -159,7 +159,11 @@ CREATE FUNCTION {schema}.qt_step(
     p_tokens text[])
 RETURNS TABLE (r_kind text, r_n bigint, r_queue text, r_token text, r_by text,
                r_job {schema}.qt_jobs)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+-- Without statistics the planner read every runnable queue (bitmap scan) and
+-- sorted them to take the oldest few; the ready index already yields them in order.
+SET enable_bitmapscan = off
+AS $$
 DECLARE
     n integer := coalesce(array_length(o_kind, 1), 0);
     q_names text[];
