@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Callable, Collection, Sequence
+from typing import Any, Callable, Collection, Sequence
 
 from .. import sql
 from ..backend import BackoffFunction, Claim, NewJob, Outcome, StepResult, default_backoff
@@ -17,7 +17,7 @@ from .connection import Cursor, Database
 from .listener import Listener
 from .steps import run
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _MIGRATIONS = sql.load(__package__, "migrations.sql")
 _QUERIES = sql.load(__package__, "queries.sql")
 _STATE_SQL = state_filter_sql("%(now)s")
@@ -53,7 +53,9 @@ class PostgresBackend:
                  pool_size: int = 10, clock_tolerance: float = CLOCK_TOLERANCE) -> None:
         self._db = Database(url, schema=schema, pool_size=pool_size)
         self.schema = self._db.schema
-        names = {"schema": _quote(self.schema), "job_columns": JOB_COLUMNS}
+        names = {"schema": _quote(self.schema), "job_columns": JOB_COLUMNS,
+                 "step_job_columns": ", ".join(f"(r_job).{column.strip()}"
+                                               for column in JOB_COLUMNS.split(","))}
         self._q = {name: text.format(**names).encode() for name, text in _QUERIES.items()}
         self._m = {name: text.format(**names).encode() for name, text in _MIGRATIONS.items()}
         self.channel = self.schema  # NOTIFY channel; the payload is the scope
@@ -124,11 +126,9 @@ class PostgresBackend:
             return []
         offset = self._offset()
 
-        def body(cur: Cursor) -> list[Job]:
-            created = steps.insert_jobs(cur, self._q, scope, jobs, now + offset, offset)
-            self._notify(cur, scope)
-            return created
-        return self._db.write(body)
+        query, args = steps.insert_args(self._q, scope, self.channel, jobs, now + offset, offset)
+        return self._db.write_first(query, args, lambda _cur, rows: steps.created_jobs(
+            rows, now + offset))
 
     def get_job(self, scope: str, job_id: int, now: float) -> Job | None:
         """The job with this id in this scope, or None."""
@@ -171,19 +171,18 @@ class PostgresBackend:
         now += offset
         q = self._q
 
-        def body(cur: Cursor) -> StepResult:
+        args = steps.step_args(scope, now, offset, self.channel, outcomes, claim, owner,
+                               now + lease, alive)
+
+        def body(cur: Cursor, rows: list[Any]) -> StepResult:
             result = StepResult()
-            released = steps.release(cur, q, scope, now, steps.save_outcomes(
-                cur, q, scope, outcomes, now, offset, result))
-            released += steps.release(cur, q, scope, now, steps.recover_expired(
-                cur, q, scope, now, backoff or default_backoff, result, alive))
-            if claim > 0:
-                steps.release(cur, q, scope, now, steps.claim_heads(
-                    cur, q, scope, now, claim, owner, now + lease, result))
-            if released and len(result.claimed) >= claim:
-                self._notify(cur, scope)  # queues we cannot take now: tell other workers
+            expired, released = steps.read_step(rows, outcomes, now, result)
+            if expired:  # rare: record them with the application's backoff, then claim
+                rows = run(cur, q["step"], steps.recovery_args(
+                    args, expired, released, now, backoff or default_backoff))
+                steps.read_step(rows, outcomes, now, result)
             return result
-        return self._db.write(body)
+        return self._db.write_first(q["step"], args, body)
 
     def renew(self, scope: str, claims: Sequence[Claim], until: float) -> list[Claim]:
         """Extend these claims' leases to ``until``; return the claims whose lock was lost."""

@@ -78,3 +78,326 @@ CREATE INDEX qt_queues_ready ON {schema}.qt_queues (scope, ready_at)
 -- Finding expired leases reads only locked queues.
 CREATE INDEX qt_queues_lease ON {schema}.qt_queues (scope, locked_until)
     WHERE locked_until IS NOT NULL;
+
+-- name: step_2
+-- The scheduling step as server-side functions: one round trip a step instead
+-- of about ten (see qt_step). They mirror steps.py line by line; keep them in step.
+
+-- Unlock these (locked, row-locked) queues and point each at its first pending
+-- job. Returns how many now have a head (some other worker may want them). Per
+-- queue: p_head, p_blocked, p_row_hold: its row as it was locked; p_failed: its
+-- job's failure was just recorded; p_hold: that failure's hold (a last attempt).
+-- The same rules as steps.release. One statement per row, on the primary key,
+-- here and in qt_step: with the statistics of a young (never analysed) table,
+-- the cached generic plans of set-based joins scanned whole tables.
+CREATE FUNCTION {schema}.qt_release(p_scope text, p_now float8, p_queues text[],
+                                    p_head bigint[], p_blocked float8[], p_row_hold float8[],
+                                    p_failed boolean[], p_hold float8[]) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    l_with_head integer := 0;
+    l_id bigint;
+    l_scheduled float8;
+    l_next float8;
+    l_attempted float8;
+    l_hold float8;
+    l_blocked float8;
+    l_due float8;
+    l_ready float8;
+BEGIN
+    FOR i IN 1 .. coalesce(array_length(p_queues, 1), 0) LOOP
+        l_id := NULL; l_scheduled := NULL; l_next := NULL; l_attempted := NULL;
+        l_due := NULL; l_ready := NULL; l_blocked := NULL;
+        SELECT j.id, j.scheduled_at, j.next_attempt_at, j.attempted_at
+        INTO l_id, l_scheduled, l_next, l_attempted
+        FROM {schema}.qt_jobs j
+        WHERE j.scope = p_scope AND j.queue = p_queues[i] AND j.status = 'pending'
+        ORDER BY j.scheduled_at, j.id LIMIT 1;
+        l_hold := greatest(p_row_hold[i], p_hold[i]);  -- greatest() skips NULLs
+        IF p_failed[i] THEN  -- 0.0 counts as unset, as Python's `or` does in steps.release
+            l_blocked := CASE WHEN p_blocked[i] IS NULL OR p_blocked[i] = 0 THEN p_now
+                              ELSE p_blocked[i] END;
+        END IF;
+        IF l_id IS NOT NULL THEN
+            l_with_head := l_with_head + 1;
+            l_due := greatest(l_scheduled, coalesce(l_next, 0));
+            -- A released queue goes to the back of the line (now): fairness between queues.
+            l_ready := greatest(l_due, coalesce(l_hold, 0), p_now);
+            IF NOT p_failed[i] AND l_id = p_head[i] THEN
+                l_blocked := p_blocked[i];
+            ELSIF NOT p_failed[i] AND l_next IS NOT NULL THEN  -- a failed job is head again
+                l_blocked := l_attempted;
+            END IF;
+        END IF;
+        UPDATE {schema}.qt_queues
+        SET lock_token = NULL, locked_by = NULL, locked_at = NULL, locked_until = NULL,
+            head_id = l_id, head_scheduled_at = l_scheduled, head_due_at = l_due,
+            ready_at = l_ready, blocked_since = l_blocked, hold_until = l_hold
+        WHERE scope = p_scope AND queue = p_queues[i];
+    END LOOP;
+    RETURN l_with_head;
+END $$;
+
+-- One scheduling step inside the caller's transaction: save outcomes (fenced by
+-- token), recover expired leases, claim up to p_claim heads, NOTIFY when queues
+-- were released that this step does not take. The backoff of a recovered job is
+-- the application's (Python) function, so recovery takes two calls: a call with
+-- v_queue NULL that finds expired leases returns them as 'expired' rows (and a
+-- 'released' row) and stops before claiming; the caller computes their retry
+-- times and calls again with them in v_* (and p_released), outcomes empty.
+-- Rows returned, in order: r_kind 'failed' (r_n: outcome index, 0 for a
+-- recovery; r_job the saved job), 'rejected' (r_n: outcome index), 'expired'
+-- (r_n: head id, r_queue, r_token, r_by: the lease; r_job: the head job),
+-- 'released' (r_n: queues released with a head), 'claimed' (r_n: position,
+-- r_token: the claim's token, r_job: the claimed job). Indexes are 1-based.
+CREATE FUNCTION {schema}.qt_step(
+    p_scope text, p_now float8, p_channel text,
+    o_kind text[], o_queue text[], o_id bigint[], o_token text[], o_error text[],
+    o_next float8[], o_keep boolean[],
+    v_queue text[], v_token text[], v_id bigint[], v_next float8[], v_error text[],
+    p_released integer, p_alive text[], p_claim integer, p_owner text, p_until float8,
+    p_tokens text[])
+RETURNS TABLE (r_kind text, r_n bigint, r_queue text, r_token text, r_by text,
+               r_job {schema}.qt_jobs)
+LANGUAGE plpgsql
+-- Without statistics the planner read every runnable queue (bitmap scan) and
+-- sorted them to take the oldest few; the ready index already yields them in order.
+SET enable_bitmapscan = off
+AS $$
+DECLARE
+    n integer := coalesce(array_length(o_kind, 1), 0);
+    q_names text[];
+    q_token text[];
+    q_head bigint[];
+    q_blocked float8[];
+    q_hold float8[];
+    -- Queues to release: their rows as locked, whether a failure was recorded, its hold.
+    rel_queue text[] := ARRAY[]::text[];
+    rel_head bigint[] := ARRAY[]::bigint[];
+    rel_blocked float8[] := ARRAY[]::float8[];
+    rel_row_hold float8[] := ARRAY[]::float8[];
+    rel_failed boolean[] := ARRAY[]::boolean[];
+    rel_hold float8[] := ARRAY[]::float8[];
+    l_released integer := coalesce(p_released, 0);
+    l_saved boolean;
+    l_failed boolean;
+    l_hold float8;
+    l_job {schema}.qt_jobs;
+    l_expired boolean := false;
+    k integer;
+    rec record;
+    c_queue text[] := ARRAY[]::text[];
+    c_token text[] := ARRAY[]::text[];
+    c_head bigint[] := ARRAY[]::bigint[];
+    c_blocked float8[] := ARRAY[]::float8[];
+    c_hold float8[] := ARRAY[]::float8[];
+    l_lock_queues text[] := ARRAY[]::text[];
+    l_lock_tokens text[] := ARRAY[]::text[];
+    l_claimed integer := 0;
+BEGIN
+    -- Outcomes. The rows of the queues they release are locked in name order and
+    -- read once, before any change (as steps.save_outcomes does).
+    q_names := ARRAY[]::text[]; q_token := ARRAY[]::text[]; q_head := ARRAY[]::bigint[];
+    q_blocked := ARRAY[]::float8[]; q_hold := ARRAY[]::float8[];
+    FOR rec IN SELECT DISTINCT o_queue[i] AS queue FROM generate_subscripts(o_kind, 1) AS i
+               WHERE NOT (o_kind[i] = 'f' AND o_keep[i]) ORDER BY 1
+    LOOP  -- one row at a time on the primary key: see qt_release
+        SELECT q.queue, q.lock_token, q.head_id, q.blocked_since, q.hold_until INTO rec
+        FROM {schema}.qt_queues q WHERE q.scope = p_scope AND q.queue = rec.queue FOR UPDATE;
+        IF FOUND THEN
+            q_names := q_names || rec.queue; q_token := q_token || rec.lock_token;
+            q_head := q_head || rec.head_id; q_blocked := q_blocked || rec.blocked_since;
+            q_hold := q_hold || rec.hold_until;
+        END IF;
+    END LOOP;
+    FOR i IN 1 .. n LOOP
+        l_failed := false;
+        l_hold := NULL;
+        IF o_kind[i] = 's' THEN
+            UPDATE {schema}.qt_jobs j
+            SET status = 'done', done_at = p_now, error = NULL, next_attempt_at = NULL,
+                lock_token = NULL
+            WHERE j.id = o_id[i] AND j.status = 'running' AND j.lock_token = o_token[i];
+            l_saved := FOUND;
+        ELSIF o_kind[i] = 'f' THEN
+            UPDATE {schema}.qt_jobs j
+            SET status = CASE WHEN j.attempts >= j.max_attempts THEN 'failed' ELSE 'pending' END,
+                error = o_error[i], next_attempt_at = o_next[i], lock_token = NULL
+            WHERE j.id = o_id[i] AND j.lock_token = o_token[i] AND j.status = 'running'
+            RETURNING j.* INTO l_job;
+            l_saved := FOUND;
+            IF l_saved THEN
+                l_failed := true;
+                IF l_job.status = 'failed' THEN  -- the last attempt holds its queue
+                    l_hold := l_job.next_attempt_at;
+                END IF;
+                r_kind := 'failed'; r_n := i; r_queue := NULL; r_token := NULL; r_by := NULL;
+                r_job := l_job;
+                RETURN NEXT;
+            END IF;
+            IF o_keep[i] THEN  -- a timed-out job still runs: its queue stays locked
+                IF l_saved THEN
+                    UPDATE {schema}.qt_queues q
+                    SET blocked_since = coalesce(q.blocked_since, p_now),
+                        hold_until = greatest(q.hold_until, l_hold)
+                    WHERE q.scope = p_scope AND q.queue = o_queue[i]
+                      AND q.lock_token = o_token[i];
+                ELSE
+                    r_kind := 'rejected'; r_n := i; r_queue := NULL; r_token := NULL;
+                    r_by := NULL; r_job := NULL;
+                    RETURN NEXT;
+                END IF;
+                CONTINUE;
+            END IF;
+        ELSE  -- 'r': a runaway's thread ended
+            l_saved := true;
+        END IF;
+        k := array_position(q_names, o_queue[i]);
+        IF k IS NOT NULL AND q_token[k] = o_token[i] THEN
+            rel_queue := rel_queue || q_names[k];
+            rel_head := rel_head || q_head[k];
+            rel_blocked := rel_blocked || q_blocked[k];
+            rel_row_hold := rel_row_hold || q_hold[k];
+            rel_failed := rel_failed || l_failed;
+            rel_hold := rel_hold || l_hold;
+            q_token[k] := NULL;  -- released once only
+        ELSIF o_kind[i] = 'r' THEN
+            l_saved := false;
+        END IF;
+        IF NOT l_saved THEN
+            r_kind := 'rejected'; r_n := i; r_queue := NULL; r_token := NULL; r_by := NULL;
+            r_job := NULL;
+            RETURN NEXT;
+        END IF;
+    END LOOP;
+    IF array_length(rel_queue, 1) > 0 THEN
+        l_released := l_released + {schema}.qt_release(
+            p_scope, p_now, rel_queue, rel_head, rel_blocked, rel_row_hold, rel_failed, rel_hold);
+    END IF;
+
+    IF v_queue IS NULL THEN
+        -- Expired leases, except the caller's own running jobs (p_alive).
+        FOR rec IN
+            SELECT q.queue, q.lock_token, q.head_id, q.locked_by FROM {schema}.qt_queues q
+            WHERE q.scope = p_scope AND q.locked_until <= p_now
+              AND (q.lock_token IS NULL OR q.lock_token <> ALL(p_alive))
+            ORDER BY q.queue
+            FOR UPDATE SKIP LOCKED
+        LOOP
+            l_expired := true;
+            r_kind := 'expired'; r_n := rec.head_id; r_queue := rec.queue;
+            r_token := rec.lock_token; r_by := rec.locked_by;
+            SELECT j.* INTO r_job FROM {schema}.qt_jobs j
+            WHERE j.scope = p_scope AND j.id = rec.head_id;
+            IF NOT FOUND THEN
+                r_job := NULL;
+            END IF;
+            RETURN NEXT;
+        END LOOP;
+        IF l_expired THEN  -- the caller records them, then calls again to claim
+            r_kind := 'released'; r_n := l_released; r_queue := NULL; r_token := NULL;
+            r_by := NULL; r_job := NULL;
+            RETURN NEXT;
+            RETURN;
+        END IF;
+    ELSE
+        -- Recoveries the caller prepared from our 'expired' rows (still row-locked).
+        rel_head := ARRAY[]::bigint[];
+        rel_blocked := ARRAY[]::float8[];
+        rel_row_hold := ARRAY[]::float8[];
+        rel_failed := ARRAY[]::boolean[];
+        rel_hold := ARRAY[]::float8[];
+        FOR i IN 1 .. coalesce(array_length(v_queue, 1), 0) LOOP
+            SELECT q.head_id, q.blocked_since, q.hold_until INTO rec FROM {schema}.qt_queues q
+            WHERE q.scope = p_scope AND q.queue = v_queue[i] FOR UPDATE;
+            l_failed := false;
+            l_hold := NULL;
+            IF v_next[i] IS NOT NULL THEN
+                UPDATE {schema}.qt_jobs j
+                SET status = CASE WHEN j.attempts >= j.max_attempts THEN 'failed'
+                                  ELSE 'pending' END,
+                    error = v_error[i], next_attempt_at = v_next[i], lock_token = NULL
+                WHERE j.id = v_id[i] AND j.lock_token = v_token[i] AND j.status = 'running'
+                RETURNING j.* INTO l_job;
+                IF FOUND THEN
+                    l_failed := true;
+                    IF l_job.status = 'failed' THEN
+                        l_hold := l_job.next_attempt_at;
+                    END IF;
+                    r_kind := 'failed'; r_n := 0; r_queue := NULL; r_token := NULL;
+                    r_by := NULL; r_job := l_job;
+                    RETURN NEXT;
+                END IF;
+            END IF;
+            rel_head := rel_head || rec.head_id;
+            rel_blocked := rel_blocked || rec.blocked_since;
+            rel_row_hold := rel_row_hold || rec.hold_until;
+            rel_failed := rel_failed || l_failed;
+            rel_hold := rel_hold || l_hold;
+        END LOOP;
+        IF array_length(v_queue, 1) > 0 THEN
+            l_released := l_released + {schema}.qt_release(
+                p_scope, p_now, v_queue, rel_head, rel_blocked, rel_row_hold, rel_failed,
+                rel_hold);
+        END IF;
+    END IF;
+
+    IF p_claim > 0 THEN
+        -- Runnable queues, oldest-waiting first; rows another transaction holds are
+        -- skipped, so concurrent workers never wait for (nor take) the same queue.
+        FOR rec IN
+            SELECT q.queue, q.lock_token, q.head_id, q.blocked_since, q.hold_until
+            FROM {schema}.qt_queues q
+            WHERE q.scope = p_scope AND q.ready_at <= p_now
+            ORDER BY q.ready_at LIMIT p_claim
+            FOR UPDATE SKIP LOCKED
+        LOOP
+            c_queue := c_queue || rec.queue;
+            c_token := c_token || rec.lock_token;
+            c_head := c_head || rec.head_id;
+            c_blocked := c_blocked || rec.blocked_since;
+            c_hold := c_hold || rec.hold_until;
+        END LOOP;
+        IF array_length(c_queue, 1) > 0 THEN
+            rel_queue := ARRAY[]::text[];  -- now: the stale heads to repair
+            rel_head := ARRAY[]::bigint[];
+            rel_blocked := ARRAY[]::float8[];
+            rel_row_hold := ARRAY[]::float8[];
+            FOR i IN 1 .. array_length(c_queue, 1) LOOP
+                UPDATE {schema}.qt_jobs j
+                SET status = 'running', attempts = j.attempts + 1, attempted_at = p_now,
+                    attempted_by = p_owner, lock_token = p_tokens[i]
+                WHERE j.id = c_head[i] AND j.status = 'pending'
+                RETURNING j.* INTO l_job;
+                IF NOT FOUND THEN  -- the recorded head is stale: repair it, claim nothing
+                    rel_queue := rel_queue || c_queue[i];
+                    rel_head := rel_head || c_head[i];
+                    rel_blocked := rel_blocked || c_blocked[i];
+                    rel_row_hold := rel_row_hold || c_hold[i];
+                ELSE
+                    l_lock_queues := l_lock_queues || c_queue[i];
+                    l_lock_tokens := l_lock_tokens || p_tokens[i];
+                    l_claimed := l_claimed + 1;
+                    r_kind := 'claimed'; r_n := i; r_queue := c_queue[i];
+                    r_token := p_tokens[i]; r_by := NULL; r_job := l_job;
+                    RETURN NEXT;
+                END IF;
+            END LOOP;
+            IF array_length(rel_queue, 1) > 0 THEN
+                PERFORM {schema}.qt_release(
+                    p_scope, p_now, rel_queue, rel_head, rel_blocked, rel_row_hold,
+                    array_fill(false, ARRAY[array_length(rel_queue, 1)]),
+                    array_fill(NULL::float8, ARRAY[array_length(rel_queue, 1)]));
+            END IF;
+            FOR i IN 1 .. coalesce(array_length(l_lock_queues, 1), 0) LOOP  -- see qt_release
+                UPDATE {schema}.qt_queues q
+                SET lock_token = l_lock_tokens[i], locked_by = p_owner, locked_at = p_now,
+                    locked_until = p_until, ready_at = NULL
+                WHERE q.scope = p_scope AND q.queue = l_lock_queues[i] AND q.lock_token IS NULL;
+            END LOOP;
+        END IF;
+    END IF;
+    IF l_released > 0 AND l_claimed >= p_claim THEN
+        PERFORM pg_notify(p_channel, p_scope);  -- queues we cannot take now: tell other workers
+    END IF;
+END $$;

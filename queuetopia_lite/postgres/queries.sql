@@ -2,74 +2,11 @@
 -- job columns are always selected in the order of JOB_COLUMNS (rows.py).
 -- Row locks are always taken queue row first, then job rows: no deadlocks.
 
--- name: insert_jobs
--- Many jobs in one statement; ids are drawn in the order given.
-INSERT INTO {schema}.qt_jobs (scope, queue, action, params, scheduled_at, timeout,
-                              max_backoff, max_attempts, status, created_at)
-SELECT %(scope)s, n.queue, n.action, n.params::jsonb, n.scheduled_at, n.timeout,
-       n.max_backoff, n.max_attempts,
-       CASE WHEN n.max_attempts > 0 THEN 'pending' ELSE 'failed' END,  -- 0: never run
-       %(now)s
-FROM unnest(%(queues)s::text[], %(actions)s::text[], %(params)s::text[],
-            %(scheduled)s::float8[], %(timeouts)s::float8[], %(backoffs)s::float8[],
-            %(attempts)s::integer[])
-     WITH ORDINALITY AS n(queue, action, params, scheduled_at, timeout, max_backoff,
-                          max_attempts, ord)
-ORDER BY n.ord
-RETURNING {job_columns};
-
--- name: offer_heads
--- A new pending job becomes its queue's head if the queue has none or it sorts
--- first by (scheduled_at, id): ids of concurrent inserts may commit out of order.
--- A locked queue is left alone: its head is recomputed at release, which waits
--- for this insert to commit (ON CONFLICT locks the row even when it skips it). A
--- queue starts waiting when its head is due and it was offered (fairness).
-INSERT INTO {schema}.qt_queues AS q (scope, queue, head_id, head_scheduled_at, head_due_at,
-                                     ready_at)
-SELECT DISTINCT ON (n.queue) %(scope)s, n.queue, n.id, n.scheduled_at, n.scheduled_at,
-       greatest(n.scheduled_at, %(now)s)
-FROM unnest(%(queues)s::text[], %(ids)s::bigint[], %(scheduled)s::float8[])
-     AS n(queue, id, scheduled_at)
-ORDER BY n.queue, n.scheduled_at, n.id
-ON CONFLICT (scope, queue) DO UPDATE SET
-    head_id = excluded.head_id,
-    head_scheduled_at = excluded.head_scheduled_at,
-    head_due_at = excluded.head_due_at,
-    ready_at = greatest(excluded.ready_at, q.hold_until),
-    blocked_since = NULL
-WHERE q.lock_token IS NULL
-  AND (q.head_id IS NULL
-       OR (excluded.head_scheduled_at, excluded.head_id) < (q.head_scheduled_at, q.head_id));
-
 -- name: notify
 SELECT pg_notify(%(channel)s, %(scope)s);
 
 -- name: get_job
 SELECT {job_columns} FROM {schema}.qt_jobs WHERE scope = %(scope)s AND id = %(id)s;
-
--- name: ready_queues
--- Runnable queues, oldest-waiting first; rows another transaction holds are
--- skipped, so concurrent workers never wait for (nor take) the same queue.
-SELECT queue, lock_token, head_id, blocked_since, hold_until FROM {schema}.qt_queues
-WHERE scope = %(scope)s AND ready_at <= %(now)s
-ORDER BY ready_at LIMIT %(limit)s
-FOR UPDATE SKIP LOCKED;
-
--- name: claim_jobs
--- Arrays as parameters: "= ANY" keeps the plan on the primary key whatever the
--- table's statistics; array_position() picks each row's own value.
-UPDATE {schema}.qt_jobs
-SET status = 'running', attempts = attempts + 1, attempted_at = %(now)s,
-    attempted_by = %(owner)s,
-    lock_token = (%(tokens)s::text[])[array_position(%(ids)s::bigint[], id)]
-WHERE id = ANY(%(ids)s::bigint[]) AND status = 'pending'
-RETURNING {job_columns};
-
--- name: lock_queues
-UPDATE {schema}.qt_queues
-SET lock_token = (%(tokens)s::text[])[array_position(%(queues)s::text[], queue)],
-    locked_by = %(owner)s, locked_at = %(now)s, locked_until = %(until)s, ready_at = NULL
-WHERE scope = %(scope)s AND queue = ANY(%(queues)s::text[]) AND lock_token IS NULL;
 
 -- name: lock_queue_rows
 -- The rows of queues about to be released or repaired, locked in name order.
@@ -77,20 +14,6 @@ SELECT queue, lock_token, head_id, blocked_since, hold_until FROM {schema}.qt_qu
 WHERE scope = %(scope)s AND queue = ANY(%(queues)s::text[])
 ORDER BY queue
 FOR UPDATE;
-
--- name: jobs_succeeded
-UPDATE {schema}.qt_jobs
-SET status = 'done', done_at = %(now)s, error = NULL, next_attempt_at = NULL, lock_token = NULL
-WHERE id = ANY(%(ids)s::bigint[]) AND status = 'running'
-  AND lock_token = (%(tokens)s::text[])[array_position(%(ids)s::bigint[], id)]
-RETURNING id;
-
--- name: job_failed
-UPDATE {schema}.qt_jobs
-SET status = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'pending' END,
-    error = %(error)s, next_attempt_at = %(next_attempt_at)s, lock_token = NULL
-WHERE id = %(id)s AND lock_token = %(token)s AND status = 'running'
-RETURNING {job_columns};
 
 -- name: next_heads
 -- Each queue's first pending job (or NULLs), read after the queue rows were locked.
@@ -113,21 +36,6 @@ FROM (SELECT q2.queue AS vqueue, array_position(%(queues)s::text[], q2.queue) AS
       FROM {schema}.qt_queues q2
       WHERE q2.scope = %(scope)s AND q2.queue = ANY(%(queues)s::text[])) AS v
 WHERE q.scope = %(scope)s AND q.queue = v.vqueue;
-
--- name: expired_leases
-SELECT queue, lock_token, head_id, blocked_since, hold_until, locked_by
-FROM {schema}.qt_queues
-WHERE scope = %(scope)s AND locked_until <= %(now)s
-ORDER BY queue
-FOR UPDATE SKIP LOCKED;
-
--- name: hold_locked_queue
--- A timed-out job failed while its thread still runs: the queue stays locked, but
--- records that it is blocked (and held, after a last attempt) for when it is released.
-UPDATE {schema}.qt_queues
-SET blocked_since = coalesce(blocked_since, %(now)s),
-    hold_until = greatest(hold_until, %(hold_until)s::float8)
-WHERE scope = %(scope)s AND queue = %(queue)s AND lock_token = %(token)s;
 
 -- name: ensure_queue
 INSERT INTO {schema}.qt_queues (scope, queue) VALUES (%(scope)s, %(queue)s)
@@ -199,3 +107,57 @@ WHERE q.scope = %(scope)s AND q.head_id IS NULL AND q.lock_token IS NULL
 
 -- name: clock
 SELECT extract(epoch FROM clock_timestamp())::float8;
+
+-- name: step
+-- One scheduling step (migrations.sql step_2, qt_step), job columns unpacked
+-- in the order of JOB_COLUMNS.
+SELECT r_kind, r_n, r_queue, r_token, r_by, {step_job_columns}
+FROM {schema}.qt_step(
+    %(scope)s, %(now)s, %(channel)s,
+    %(o_kind)s::text[], %(o_queue)s::text[], %(o_id)s::bigint[], %(o_token)s::text[],
+    %(o_error)s::text[], %(o_next)s::float8[], %(o_keep)s::boolean[],
+    %(v_queue)s::text[], %(v_token)s::text[], %(v_id)s::bigint[], %(v_next)s::float8[],
+    %(v_error)s::text[],
+    %(released)s, %(alive)s::text[], %(claim)s, %(owner)s, %(until)s, %(tokens)s::text[]);
+
+-- name: insert_and_offer
+-- insert_jobs, offer_heads and notify as one statement (one round trip). The
+-- offer reads the new rows from the insert's RETURNING, never the table.
+WITH n AS (
+    SELECT * FROM unnest(%(queues)s::text[], %(actions)s::text[], %(params)s::text[],
+                         %(scheduled)s::float8[], %(timeouts)s::float8[],
+                         %(backoffs)s::float8[], %(attempts)s::integer[])
+         WITH ORDINALITY AS n(queue, action, params, scheduled_at, timeout, max_backoff,
+                              max_attempts, ord)
+), ins AS (
+    -- Many jobs in one statement; ids are drawn in the order given.
+    INSERT INTO {schema}.qt_jobs (scope, queue, action, params, scheduled_at, timeout,
+                                  max_backoff, max_attempts, status, created_at)
+    SELECT %(scope)s, n.queue, n.action, n.params::jsonb, n.scheduled_at, n.timeout,
+           n.max_backoff, n.max_attempts,
+           CASE WHEN n.max_attempts > 0 THEN 'pending' ELSE 'failed' END,  -- 0: never run
+           %(now)s
+    FROM n ORDER BY n.ord
+    RETURNING {job_columns}
+), offer AS (
+    -- As offer_heads: a new pending job becomes its queue's head if the queue has
+    -- none or it sorts first by (scheduled_at, id); a locked queue is left alone.
+    INSERT INTO {schema}.qt_queues AS q (scope, queue, head_id, head_scheduled_at,
+                                         head_due_at, ready_at)
+    SELECT DISTINCT ON (i.queue) %(scope)s, i.queue, i.id, i.scheduled_at, i.scheduled_at,
+           greatest(i.scheduled_at, %(now)s)
+    FROM ins AS i WHERE i.status = 'pending'
+    ORDER BY i.queue, i.scheduled_at, i.id
+    ON CONFLICT (scope, queue) DO UPDATE SET
+        head_id = excluded.head_id,
+        head_scheduled_at = excluded.head_scheduled_at,
+        head_due_at = excluded.head_due_at,
+        ready_at = greatest(excluded.ready_at, q.hold_until),
+        blocked_since = NULL
+    WHERE q.lock_token IS NULL
+      AND (q.head_id IS NULL
+           OR (excluded.head_scheduled_at, excluded.head_id) < (q.head_scheduled_at, q.head_id))
+), announce AS MATERIALIZED (
+    SELECT pg_notify(%(channel)s, %(scope)s)  -- delivered at commit, once a transaction
+)
+SELECT ins.* FROM ins, announce;

@@ -1,7 +1,10 @@
 """The parts of the Postgres backend's transactions, each run inside an open one.
 
-They mirror the SQLite backend's parts, set-based where SQLite loops, so a
-step costs a fixed number of round trips whatever its size. Row locks are taken
+A scheduling step is the server-side function ``qt_step`` (migrations.sql,
+step_2): one round trip with BEGIN, one for COMMIT, whatever its size; a second
+call only when expired leases need the application's backoff. The functions
+here build its arguments and read its rows; the others serve the operator's
+writes (retry, cancel), set-based where SQLite loops. Row locks are taken
 queue rows first (in name order when several), job rows second: two
 transactions never wait for each other in a cycle.
 """
@@ -53,24 +56,21 @@ def run(cur: Cursor, query: bytes, args: dict[str, Any]) -> list[Any]:
     return cur.fetchall() if cur.description is not None else []
 
 
-def insert_jobs(cur: Cursor, q: Queries, scope: str, jobs: Sequence[NewJob], now: float,
-                offset: float) -> list[Job]:
-    """Insert jobs and offer each pending one to its queue as head."""
-    rows = run(cur, q["insert_jobs"], {
-        "scope": scope, "now": now,
+def insert_args(q: Queries, scope: str, channel: str, jobs: Sequence[NewJob], now: float,
+                offset: float) -> tuple[bytes, dict[str, Any]]:
+    """The statement (and its arguments) that inserts jobs, offers heads and notifies."""
+    return q["insert_and_offer"], {
+        "scope": scope, "now": now, "channel": channel,
         "queues": [j.queue for j in jobs], "actions": [j.action for j in jobs],
         "params": [j.params for j in jobs],
         "scheduled": [now if j.scheduled_at is None else j.scheduled_at + offset for j in jobs],
         "timeouts": [j.timeout for j in jobs], "backoffs": [j.max_backoff for j in jobs],
-        "attempts": [j.max_attempts for j in jobs]})
-    created = sorted((job_from_row(row, now) for row in rows), key=lambda job: job.id)
-    pending = [row for row in rows if row[15] == "pending"]
-    if pending:
-        run(cur, q["offer_heads"], {"scope": scope, "now": now,
-                                    "queues": [r[2] for r in pending],
-                                    "ids": [r[0] for r in pending],
-                                    "scheduled": [r[5] for r in pending]})
-    return created
+        "attempts": [j.max_attempts for j in jobs]}
+
+
+def created_jobs(rows: Sequence[Any], now: float) -> list[Job]:
+    """The inserted rows as jobs, in id order."""
+    return sorted((job_from_row(row, now) for row in rows), key=lambda job: job.id)
 
 
 def lock_queues(cur: Cursor, q: Queries, scope: str, queues: Sequence[str]) -> dict[str, QueueRow]:
@@ -81,118 +81,84 @@ def lock_queues(cur: Cursor, q: Queries, scope: str, queues: Sequence[str]) -> d
     return {name: QueueRow(*rest) for name, *rest in rows}
 
 
-def save_outcomes(cur: Cursor, q: Queries, scope: str, outcomes: Sequence[Outcome], now: float,
-                  offset: float, result: StepResult) -> list[Releasing]:
-    """Record outcomes, each fenced by its claim's token; return the queues to release."""
-    releasing_queues = [o.claim.job.queue for o in outcomes
-                        if not (isinstance(o, Failure) and o.keep_lock)]
-    rows = lock_queues(cur, q, scope, releasing_queues)
-    successes = [o.claim for o in outcomes if isinstance(o, Success)]
-    done: set[int] = set()
-    if successes:
-        done = {r[0] for r in run(cur, q["jobs_succeeded"], {
-            "now": now, "ids": [c.job.id for c in successes],
-            "tokens": [c.token for c in successes]})}
-    releases: list[Releasing] = []
-    for outcome in outcomes:
-        claim = outcome.claim
-        failed_job = None
-        if isinstance(outcome, Success):
-            saved = claim.job.id in done
-        elif isinstance(outcome, Failure):
-            found = run(cur, q["job_failed"], {
-                "id": claim.job.id, "token": claim.token, "error": outcome.error,
-                "next_attempt_at": outcome.next_attempt_at + offset})
-            saved = bool(found)
-            if found:
-                failed_job = job_from_row(found[0], now)
-                result.failed.append(failed_job)
-            if outcome.keep_lock:
-                if saved:
-                    run(cur, q["hold_locked_queue"], {
-                        "scope": scope, "queue": claim.job.queue, "token": claim.token,
-                        "now": now, "hold_until": hold_until(failed_job)})
-                else:
-                    result.rejected.append(outcome)
-                continue
+_KINDS = {Success: "s", Failure: "f", Release: "r"}
+
+
+def step_args(scope: str, now: float, offset: float, channel: str, outcomes: Sequence[Outcome],
+              claim: int, owner: str, until: float, alive: Collection[str]) -> dict[str, Any]:
+    """The arguments of ``qt_step`` (queries.sql ``step``) for a step's first call."""
+    return {
+        "scope": scope, "now": now, "channel": channel,
+        "o_kind": [_KINDS[type(o)] for o in outcomes],
+        "o_queue": [o.claim.job.queue for o in outcomes],
+        "o_id": [o.claim.job.id for o in outcomes],
+        "o_token": [o.claim.token for o in outcomes],
+        "o_error": [o.error if isinstance(o, Failure) else None for o in outcomes],
+        "o_next": [o.next_attempt_at + offset if isinstance(o, Failure) else None
+                   for o in outcomes],
+        "o_keep": [isinstance(o, Failure) and o.keep_lock for o in outcomes],
+        "v_queue": None, "v_token": None, "v_id": None, "v_next": None, "v_error": None,
+        "released": 0, "alive": list(alive), "claim": claim, "owner": owner, "until": until,
+        "tokens": [secrets.token_hex(8) for _ in range(claim)]}
+
+
+class Expired(NamedTuple):
+    """A queue whose lease expired (an ``expired`` row of ``qt_step``)."""
+
+    queue: str
+    token: str | None
+    head_id: int | None
+    locked_by: str | None
+    job: Job | None  # its head, as stored
+
+
+def read_step(rows: Sequence[Any], outcomes: Sequence[Outcome], now: float,
+              result: StepResult) -> tuple[list[Expired], int]:
+    """Add a ``qt_step`` call's rows to ``result``; return expired leases and released count."""
+    expired: list[Expired] = []
+    released = 0
+    for kind, n, queue, token, locked_by, *job in rows:
+        if kind == "claimed":
+            result.claimed.append(Claim(job_from_row(job, now), token))
+        elif kind == "failed":
+            result.failed.append(job_from_row(job, now))
+        elif kind == "rejected":
+            result.rejected.append(outcomes[n - 1])
+        elif kind == "expired":
+            expired.append(Expired(queue, token, n, locked_by,
+                                   None if job[0] is None else job_from_row(job, now)))
         else:
-            assert isinstance(outcome, Release)
-            saved = True
-        row = rows.get(claim.job.queue)
-        if row is not None and row.lock_token == claim.token:
-            releases.append(Releasing(claim.job.queue, row, failed_job is not None,
-                                      hold_until(failed_job)))
-            rows[claim.job.queue] = row._replace(lock_token=None)  # released once only
-        elif isinstance(outcome, Release):
-            saved = False
-        if not saved:
-            result.rejected.append(outcome)
-    return releases
+            assert kind == "released", kind
+            released = n
+    return expired, released
 
 
-def hold_until(job: Job | None) -> float | None:
-    """A job that has just exhausted its attempts holds its queue until its last backoff."""
-    if job is None or job.state != JobState.FAILED or job.next_attempt_at is None:
-        return None
-    return job.next_attempt_at.timestamp()
+def recovery_args(args: dict[str, Any], expired: Sequence[Expired], released: int, now: float,
+                  backoff: BackoffFunction) -> dict[str, Any]:
+    """The arguments of a step's second ``qt_step`` call: record expired leases, then claim.
 
-
-def recover_expired(cur: Cursor, q: Queries, scope: str, now: float, backoff: BackoffFunction,
-                    result: StepResult, alive: Collection[str] = ()) -> list[Releasing]:
-    """Count the attempt of every job whose lease expired as failed; return its queue.
-
-    Claims in ``alive`` are the caller's own running jobs: never recovered.
+    A running head's attempt is counted as failed with the application's backoff
+    (its own function, hence the second call); other heads are only released.
     """
-    releases = []
-    for queue, token, head_id, blocked_since, hold, locked_by in run(
-            cur, q["expired_leases"], {"scope": scope, "now": now}):
-        if token in alive:
+    nexts: list[float | None] = []
+    for lease in expired:
+        job = lease.job
+        if job is None or job.state != JobState.RUNNING:
+            nexts.append(None)
             continue
-        failed_job = None
-        found = run(cur, q["get_job"], {"scope": scope, "id": head_id})
-        if found and (job := job_from_row(found[0], now)).state == JobState.RUNNING:
-            try:
-                delay = backoff(job)
-            except Exception:  # a broken backoff must not stop recovery
-                delay = default_backoff(job)
-            failed = run(cur, q["job_failed"], {
-                "id": head_id, "token": token, "next_attempt_at": now + delay,
-                "error": f"worker lost: the lease of {locked_by} expired before the job "
-                         "ended (the process died or stalled)"})
-            if failed:
-                failed_job = job_from_row(failed[0], now)
-                result.failed.append(failed_job)
-        row = QueueRow(token, head_id, blocked_since, hold)
-        releases.append(Releasing(queue, row, failed_job is not None, hold_until(failed_job)))
-    return releases
-
-
-def claim_heads(cur: Cursor, q: Queries, scope: str, now: float, limit: int, owner: str,
-                until: float, result: StepResult) -> list[Releasing]:
-    """Lock up to ``limit`` runnable queues, oldest-waiting first, and claim their heads.
-
-    Returns the queues whose recorded head was stale, to be repaired.
-    """
-    ready = run(cur, q["ready_queues"], {"scope": scope, "now": now, "limit": limit})
-    if not ready:
-        return []
-    tokens = [secrets.token_hex(8) for _ in ready]
-    claimed = {row[0]: row for row in run(cur, q["claim_jobs"], {
-        "now": now, "owner": owner, "ids": [r[2] for r in ready], "tokens": tokens})}
-    locked_queues, locked_tokens, stale = [], [], []
-    for (queue, *rest), token in zip(ready, tokens, strict=True):
-        row = QueueRow(*rest)
-        job_row = claimed.get(row.head_id)
-        if job_row is None:  # the recorded head is stale: repair it, claim nothing
-            stale.append(Releasing(queue, row, failed=False))
-            continue
-        locked_queues.append(queue)
-        locked_tokens.append(token)
-        result.claimed.append(Claim(job_from_row(job_row, now), token))
-    if locked_queues:
-        run(cur, q["lock_queues"], {"scope": scope, "owner": owner, "now": now, "until": until,
-                                    "queues": locked_queues, "tokens": locked_tokens})
-    return stale
+        try:
+            delay = backoff(job)
+        except Exception:  # a broken backoff must not stop recovery
+            delay = default_backoff(job)
+        nexts.append(now + delay)
+    return {
+        **args, "o_kind": [], "o_queue": [], "o_id": [], "o_token": [], "o_error": [],
+        "o_next": [], "o_keep": [],
+        "v_queue": [e.queue for e in expired], "v_token": [e.token for e in expired],
+        "v_id": [e.head_id for e in expired], "v_next": nexts,
+        "v_error": [f"worker lost: the lease of {e.locked_by} expired before the job ended "
+                    "(the process died or stalled)" for e in expired],
+        "released": released}
 
 
 def release(cur: Cursor, q: Queries, scope: str, now: float,

@@ -244,3 +244,24 @@ def test_claims_the_caller_still_runs_are_never_recovered(backend: Backend) -> N
     (c2,) = claim(backend, T0 + 101)
     assert c2.job.id == _second.id
     assert first.id == c.job.id
+
+
+def test_one_step_saves_outcomes_recovers_leases_and_claims_in_that_order(
+        backend: Backend) -> None:
+    # The Postgres step records recoveries in a second call (the backoff is Python):
+    # the order must still be outcomes, recoveries, then claims in the same step.
+    lost, done, _next, _other = backend.insert_jobs(
+        SCOPE, [new("lost"), new("done"), new("done"), new("other")], T0)
+    held = {c.job.queue: c for c in claim(backend, T0, lease=10)}
+    assert set(held) == {"lost", "done", "other"}
+    result = backend.step(SCOPE, T0 + 10, outcomes=[Success(held["done"])], claim=10,
+                          owner=OWNER, backoff=lambda job: 0.0, alive=[held["other"].token])
+    assert [job.id for job in result.failed] == [lost.id]  # "other" is still ours: alive
+    assert result.rejected == []
+    # Both released queues are claimable again at once: the recovered job (no backoff)
+    # and the next job of the queue whose outcome was saved.
+    assert sorted(c.job.queue for c in result.claimed) == ["done", "lost"]
+    again = {c.job.queue: c for c in result.claimed}
+    assert again["lost"].job.id == lost.id and again["lost"].job.attempts == 2
+    assert again["done"].job.id != done.id
+    assert backend.get_job(SCOPE, done.id, T0 + 10).state == JobState.DONE  # type: ignore[union-attr]
