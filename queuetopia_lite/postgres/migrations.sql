@@ -242,6 +242,12 @@ BEGIN
                         hold_until = greatest(q.hold_until, l_hold)
                     WHERE q.scope = p_scope AND q.queue = o_queue[i]
                       AND q.lock_token = o_token[i];
+                    -- A Release later in this step must see what was just written.
+                    k := array_position(q_names, o_queue[i]);
+                    IF k IS NOT NULL AND q_token[k] = o_token[i] THEN
+                        q_blocked[k] := coalesce(q_blocked[k], p_now);
+                        q_hold[k] := greatest(q_hold[k], l_hold);
+                    END IF;
                 ELSE
                     r_kind := 'rejected'; r_n := i; r_queue := NULL; r_token := NULL;
                     r_by := NULL; r_job := NULL;

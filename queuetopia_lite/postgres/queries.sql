@@ -42,11 +42,13 @@ INSERT INTO {schema}.qt_queues (scope, queue) VALUES (%(scope)s, %(queue)s)
 ON CONFLICT DO NOTHING;
 
 -- name: renew_leases
-UPDATE {schema}.qt_queues
+-- Queues and tokens are paired by position: two claims of one queue (a stale and a fresh
+-- one) must each be checked against their own token.
+UPDATE {schema}.qt_queues q
 SET locked_until = %(until)s
-WHERE scope = %(scope)s AND queue = ANY(%(queues)s::text[])
-  AND lock_token = (%(tokens)s::text[])[array_position(%(queues)s::text[], queue)]
-RETURNING lock_token;
+FROM unnest(%(queues)s::text[], %(tokens)s::text[]) AS c(queue, token)
+WHERE q.scope = %(scope)s AND q.queue = c.queue AND q.lock_token = c.token
+RETURNING q.lock_token;
 
 -- name: next_due
 SELECT least((SELECT min(ready_at) FROM {schema}.qt_queues

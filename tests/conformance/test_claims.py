@@ -265,3 +265,36 @@ def test_one_step_saves_outcomes_recovers_leases_and_claims_in_that_order(
     assert again["lost"].job.id == lost.id and again["lost"].job.attempts == 2
     assert again["done"].job.id != done.id
     assert backend.get_job(SCOPE, done.id, T0 + 10).state == JobState.DONE  # type: ignore[union-attr]
+
+
+def test_a_stale_and_a_fresh_success_of_one_job_in_one_step(backend: Backend) -> None:
+    (job,) = backend.insert_jobs(SCOPE, [new()], T0)
+    (old,) = claim(backend, T0, lease=10)
+    (fresh,) = claim(backend, T0 + 11, lease=10, backoff=lambda j: 0.0)  # recovered, reclaimed
+    assert fresh.job.id == old.job.id == job.id
+    result = backend.step(SCOPE, T0 + 12, outcomes=[Success(old), Success(fresh)])
+    assert result.rejected == [Success(old)]
+    stored = backend.get_job(SCOPE, job.id, T0 + 12)
+    assert stored is not None and stored.state == JobState.DONE
+
+
+def test_renew_tells_a_stale_claim_from_a_fresh_one_on_the_same_queue(backend: Backend) -> None:
+    backend.insert_jobs(SCOPE, [new()], T0)
+    (old,) = claim(backend, T0, lease=10)
+    (fresh,) = claim(backend, T0 + 11, lease=10, backoff=lambda j: 0.0)
+    assert backend.renew(SCOPE, [old, fresh], T0 + 40) == [old]
+    assert backend.step(SCOPE, T0 + 30).failed == []  # the fresh lease was extended
+
+
+def test_timeout_of_a_last_attempt_and_its_release_in_one_step_hold_the_queue(
+        backend: Backend) -> None:
+    first, second = backend.insert_jobs(SCOPE, [new(max_attempts=1), new()], T0)
+    (c,) = claim(backend, T0)
+    result = backend.step(SCOPE, T0 + 1, outcomes=[
+        Failure(c, "timeout", T0 + 50, keep_lock=True), Release(c)])
+    assert result.rejected == []
+    assert claim(backend, T0 + 49) == []  # held for the last backoff
+    (status,) = backend.queue_statuses(SCOPE, T0 + 2)
+    assert status.state.value == "blocked"
+    (c2,) = claim(backend, T0 + 50)
+    assert c2.job.id == second.id and first.id == c.job.id
