@@ -43,6 +43,17 @@ class DatabaseError(QueuetopiaError):
         self.retryable = retryable
 
 
+def check_schema_version(location: str, found: int, known: int, *, exact: bool) -> None:
+    """Refuse a schema newer than this code knows (and, if ``exact``, an older one)."""
+    if found > known:
+        raise DatabaseError(location, f"schema version {found} is newer than this "
+                            f"queuetopia_lite knows ({known}): upgrade queuetopia_lite",
+                            retryable=False)
+    if exact and found != known:
+        raise DatabaseError(location, f"schema version {found}, expected {known}: run "
+                            "`queuetopia-lite migrate`", retryable=False)
+
+
 class UnknownActionError(QueuetopiaError, LookupError):
     """The performer has no action of this name (recorded as a job failure)."""
 

@@ -7,7 +7,7 @@ from typing import Any, Callable, Collection, Sequence
 
 from .. import sql
 from ..backend import BackoffFunction, Claim, NewJob, Outcome, StepResult, default_backoff
-from ..errors import DatabaseError, JobNotFoundError, JobStateError
+from ..errors import DatabaseError, JobNotFoundError, JobStateError, check_schema_version
 from ..job import Job, JobState, QueueStatus
 from ..rows import JOB_COLUMNS, job_from_row, state_filter_sql
 from ..status import queue_status
@@ -98,17 +98,12 @@ class PostgresBackend:
             return None
         rows = run(cur, self._m["version"], {})
         version = int(rows[0][0]) if rows else 0
-        if version > SCHEMA_VERSION:
-            raise DatabaseError(
-                self.location, f"schema version {version} is newer than this queuetopia_lite "
-                f"knows ({SCHEMA_VERSION}): upgrade queuetopia_lite")
+        check_schema_version(self.location, version, SCHEMA_VERSION, exact=False)
         return version
 
     def _check_version(self) -> None:
         version = self._db.read(self._version)
-        if version != SCHEMA_VERSION:
-            raise DatabaseError(self.location, f"schema version {version or 0}, expected "
-                                f"{SCHEMA_VERSION}: run `queuetopia-lite migrate`")
+        check_schema_version(self.location, version or 0, SCHEMA_VERSION, exact=True)
 
     # -- clock ------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ import apsw
 
 from .. import sql
 from ..backend import BackoffFunction, Claim, NewJob, Outcome, StepResult, default_backoff
-from ..errors import DatabaseError, JobStateError
+from ..errors import DatabaseError, JobStateError, check_schema_version
 from ..job import Job, JobState, QueueStatus
 from ..rows import JOB_COLUMNS, job_from_row, state_filter_sql
 from ..status import queue_status
@@ -97,17 +97,12 @@ class SQLiteBackend:
                 raise DatabaseError(self.path, _FOREIGN)
         elif app_id != APPLICATION_ID:
             raise DatabaseError(self.path, _FOREIGN)
-        if version > SCHEMA_VERSION:
-            raise DatabaseError(
-                self.path, f"schema version {version} is newer than this queuetopia_lite "
-                f"knows ({SCHEMA_VERSION}): upgrade queuetopia_lite")
+        check_schema_version(self.path, version, SCHEMA_VERSION, exact=False)
         return version
 
     def _check_version(self) -> None:
         version = self._conns.read(self._version)
-        if version != SCHEMA_VERSION:
-            raise DatabaseError(self.path, f"schema version {version}, expected "
-                                f"{SCHEMA_VERSION}: run `queuetopia-lite migrate`")
+        check_schema_version(self.path, version, SCHEMA_VERSION, exact=True)
 
     # -- jobs -----------------------------------------------------------------
 
