@@ -55,6 +55,8 @@ class PostgresBackend:
         self.schema = self._db.schema
         names = {"schema": _quote(self.schema), "job_columns": JOB_COLUMNS,
                  "step_job_columns": ", ".join(f"(r_job).{column.strip()}"
+                                               for column in JOB_COLUMNS.split(",")),
+                 "head_job_columns": ", ".join(f"h.{column.strip()}"
                                                for column in JOB_COLUMNS.split(","))}
         self._q = {name: text.format(**names).encode() for name, text in _QUERIES.items()}
         self._m = {name: text.format(**names).encode() for name, text in _MIGRATIONS.items()}
@@ -241,17 +243,14 @@ class PostgresBackend:
 
         def body(cur: Cursor) -> list[QueueStatus]:
             out = []
-            for (name, head_id, ready_at, blocked_since, hold_until, token, by, until,
-                 pending) in run(cur, self._q["queues"], {"scope": scope, "queue": queue}):
-                head = None
-                if head_id is not None:
-                    rows = run(cur, self._q["get_job"], {"scope": scope, "id": head_id})
-                    head = job_from_row(rows[0], now) if rows else None
+            for row in run(cur, self._q["queues"], {"scope": scope, "queue": queue}):
+                name, ready_at, blocked_since, hold_until, token, by, until, pending = row[:8]
+                head = None if row[8] is None else job_from_row(row[8:], now)
                 out.append(queue_status(name, head, now, ready_at=ready_at, pending=pending,
                                         blocked_since=blocked_since, hold_until=hold_until,
                                         token=token, locked_by=by, locked_until=until))
             return out
-        return self._db.write(body)  # one snapshot for the queues and their heads
+        return self._db.read(body)
 
     def retry_job(self, scope: str, job_id: int, now: float) -> Job:
         """Make the job runnable now, attempts kept (one more if exhausted)."""

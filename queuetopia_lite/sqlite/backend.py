@@ -197,14 +197,10 @@ class SQLiteBackend:
     def queue_statuses(self, scope: str, now: float, queue: str | None = None) -> list[QueueStatus]:
         """Every queue of this scope with its state, sorted by name."""
         def body(conn: apsw.Connection) -> list[QueueStatus]:
-            rows = run(conn, "queues", {"scope": scope, "queue": queue})
             out = []
-            for (name, head_id, ready_at, blocked_since, hold_until, token, by, until,
-                 pending) in rows:
-                head = None
-                if head_id is not None:
-                    row = run(conn, "get_job", {"scope": scope, "id": head_id}, one=True)
-                    head = None if row is None else job_from_row(row, now)
+            for row in run(conn, "queues", {"scope": scope, "queue": queue}):
+                name, ready_at, blocked_since, hold_until, token, by, until, pending = row[:8]
+                head = None if row[8] is None else job_from_row(row[8:], now)
                 out.append(queue_status(name, head, now, ready_at=ready_at, pending=pending,
                                         blocked_since=blocked_since, hold_until=hold_until,
                                         token=token, locked_by=by, locked_until=until))

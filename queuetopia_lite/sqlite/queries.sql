@@ -101,11 +101,14 @@ SELECT EXISTS (SELECT 1 FROM qt_queues WHERE scope = :scope AND ready_at <= :now
     OR EXISTS (SELECT 1 FROM qt_queues WHERE scope = :scope AND locked_until <= :now);
 
 -- name: queues
-SELECT q.queue, q.head_id, q.ready_at, q.blocked_since, q.hold_until, q.lock_token,
+-- One statement, so one snapshot: a queue and its head job always agree.
+SELECT q.queue, q.ready_at, q.blocked_since, q.hold_until, q.lock_token,
        q.locked_by, q.locked_until,
        (SELECT count(*) FROM qt_jobs j
-        WHERE j.scope = q.scope AND j.queue = q.queue AND j.status = 'pending') AS pending
+        WHERE j.scope = q.scope AND j.queue = q.queue AND j.status = 'pending') AS pending,
+       {head_job_columns}
 FROM qt_queues q
+LEFT JOIN qt_jobs h ON h.scope = q.scope AND h.id = q.head_id
 WHERE q.scope = :scope AND (:queue IS NULL OR q.queue = :queue)
 ORDER BY q.queue;
 

@@ -29,7 +29,8 @@ from ..job import Job, JobState, to_datetime
 from ..rows import JOB_COLUMNS, job_from_row, job_state
 
 Q = {
-    name: text.format(job_columns=JOB_COLUMNS)
+    name: text.format(job_columns=JOB_COLUMNS, head_job_columns=", ".join(
+        f"h.{column.strip()}" for column in JOB_COLUMNS.split(",")))
     for name, text in sql.load(__package__, "queries.sql").items()
 }
 
