@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any, Sequence
+
 from .job import Job, JobState, QueueState, QueueStatus, to_datetime
+from .rows import job_from_row
+
+
+def queue_status_from_row(row: Sequence[Any], now: float) -> QueueStatus:
+    """A row of the backends' ``queues`` query (its eight queue fields, then the head's
+    JOB_COLUMNS, all NULL without a head) as a QueueStatus seen at ``now``."""
+    name, ready_at, blocked_since, hold_until, token, locked_by, locked_until, pending = row[:8]
+    head = None if row[8] is None else job_from_row(row[8:], now)
+    return queue_status(name, head, now, ready_at=ready_at, pending=pending,
+                        blocked_since=blocked_since, hold_until=hold_until, token=token,
+                        locked_by=locked_by, locked_until=locked_until)
 
 
 def queue_status(name: str, head: Job | None, now: float, *, ready_at: float | None,

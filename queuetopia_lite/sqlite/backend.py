@@ -12,7 +12,7 @@ from ..backend import BackoffFunction, Claim, NewJob, Outcome, StepResult, defau
 from ..errors import DatabaseError, JobStateError, check_schema_version
 from ..job import Job, JobState, QueueStatus
 from ..rows import JOB_COLUMNS, job_from_row, state_filter_sql
-from ..status import queue_status
+from ..status import queue_status_from_row
 from .connection import APPLICATION_ID, BUSY_TIMEOUT, Connections
 from .transactions import (
     claim_heads,
@@ -197,14 +197,8 @@ class SQLiteBackend:
     def queue_statuses(self, scope: str, now: float, queue: str | None = None) -> list[QueueStatus]:
         """Every queue of this scope with its state, sorted by name."""
         def body(conn: apsw.Connection) -> list[QueueStatus]:
-            out = []
-            for row in run(conn, "queues", {"scope": scope, "queue": queue}):
-                name, ready_at, blocked_since, hold_until, token, by, until, pending = row[:8]
-                head = None if row[8] is None else job_from_row(row[8:], now)
-                out.append(queue_status(name, head, now, ready_at=ready_at, pending=pending,
-                                        blocked_since=blocked_since, hold_until=hold_until,
-                                        token=token, locked_by=by, locked_until=until))
-            return out
+            rows = run(conn, "queues", {"scope": scope, "queue": queue})
+            return [queue_status_from_row(row, now) for row in rows]
         return self._conns.read(body)
 
     def retry_job(self, scope: str, job_id: int, now: float) -> Job:
