@@ -189,3 +189,11 @@ def default_backoff(job: Job) -> float:
     """2, 3, 5, 9, 17... seconds for attempts 1, 2, 3, 4, 5..., capped by max_backoff."""
     exponent = min(max(job.attempts - 1, 0), 62)
     return float(min(2**exponent + 1, job.max_backoff, MAX_DURATION))
+
+
+def safe_delay(backoff: BackoffFunction, job: Job) -> float:
+    """``backoff(job)``, or the default formula when it raises (recovery must go on)."""
+    try:
+        return backoff(job)
+    except Exception:
+        return default_backoff(job)

@@ -83,6 +83,11 @@ class BoundPerformer:
         self._backoff = getattr(performer, "backoff", None)
         self._on_failure = getattr(performer, "handle_failed_job", None)
 
+    @property
+    def has_backoff(self) -> bool:
+        """Whether the performer has its own backoff(job) (else the default formula)."""
+        return self._backoff is not None
+
     def backoff(self, job: Job) -> float:
         """Seconds before the next attempt of a job that just failed."""
         if self._backoff is None:

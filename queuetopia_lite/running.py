@@ -1,8 +1,7 @@
-"""What the scheduler hands around: tasks, step requests, and running one job."""
+"""Running one job, and the name this process gives its claims."""
 
 from __future__ import annotations
 
-import enum
 import os
 import socket
 from typing import Callable
@@ -21,38 +20,6 @@ def owner_name() -> str:
     if _owner[0] != pid:  # computed again in a forked child
         _owner = (pid, f"{socket.gethostname()}:{pid}")
     return _owner[1]
-
-
-class TaskState(enum.Enum):
-    """Where a claimed job is in this process."""
-
-    RUNNING = "running"  # claimed; queued for a worker or being performed
-    DONE = "done"  # perform returned or raised
-    TIMED_OUT = "timed out"  # past its timeout; its thread still runs (a runaway)
-
-
-class Task:
-    """A claimed job in this process."""
-
-    __slots__ = ("claim", "deadline", "state")
-
-    def __init__(self, claim: Claim) -> None:
-        self.claim = claim
-        self.deadline: float | None = None  # time.monotonic() when it times out
-        self.state = TaskState.RUNNING
-
-
-class Request:
-    """One caller's part of a combined step: outcomes to save, heads wanted."""
-
-    __slots__ = ("done", "error", "outcomes", "tasks", "want")
-
-    def __init__(self, outcomes: list[Outcome], want: int) -> None:
-        self.outcomes = outcomes
-        self.want = want
-        self.tasks: list[Task] = []
-        self.error: Exception | None = None
-        self.done = False
 
 
 def perform(performer: BoundPerformer, claim: Claim, clock: Callable[[], float],

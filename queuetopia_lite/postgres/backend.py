@@ -6,7 +6,16 @@ import threading
 from typing import Any, Callable, Collection, Sequence
 
 from .. import sql
-from ..backend import BackoffFunction, Claim, NewJob, Outcome, StepResult, default_backoff
+from ..backend import (
+    BackoffFunction,
+    Claim,
+    Failure,
+    NewJob,
+    Outcome,
+    Release,
+    StepResult,
+    default_backoff,
+)
 from ..errors import DatabaseError, JobNotFoundError, JobStateError, check_schema_version
 from ..job import Job, JobState, QueueStatus
 from ..rows import JOB_COLUMNS, job_from_row, state_filter_sql
@@ -167,12 +176,15 @@ class PostgresBackend:
         offset = self._offset()
         now += offset
         q = self._q
+        early = self._early_releases(outcomes)
+        if early:
+            outcomes = [o for o in outcomes if all(o is not e for e in early)]
 
         args = steps.step_args(scope, now, offset, self.channel, outcomes, claim, owner,
                                now + lease, alive)
 
         def body(cur: Cursor, rows: list[Any]) -> StepResult:
-            result = StepResult()
+            result = StepResult(rejected=list(early))
             expired, released = steps.read_step(rows, outcomes, now, result)
             if expired:  # rare: record them with the application's backoff, then claim
                 rows = run(cur, q["step"], steps.recovery_args(
@@ -180,6 +192,18 @@ class PostgresBackend:
                 steps.read_step(rows, outcomes, now, result)
             return result
         return self._db.write_first(q["step"], args, body)
+
+    def _early_releases(self, outcomes: Sequence[Outcome]) -> list[Outcome]:
+        """Releases sent while their job still runs under their claim: refused."""
+        # A timeout failure earlier in the same step settles its claim first.
+        settled = {o.claim.token for o in outcomes if isinstance(o, Failure) and o.keep_lock}
+        tokens = [o.claim.token for o in outcomes
+                  if isinstance(o, Release) and o.claim.token not in settled]
+        if not tokens:
+            return []
+        running = {row[0] for row in self._db.read(
+            lambda cur: run(cur, self._q["running_tokens"], {"tokens": tokens}))}
+        return [o for o in outcomes if isinstance(o, Release) and o.claim.token in running]
 
     def renew(self, scope: str, claims: Sequence[Claim], until: float) -> list[Claim]:
         """Extend these claims' leases to ``until``; return the claims whose lock was lost."""

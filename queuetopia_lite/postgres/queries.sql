@@ -44,11 +44,23 @@ ON CONFLICT DO NOTHING;
 -- name: renew_leases
 -- Queues and tokens are paired by position: two claims of one queue (a stale and a fresh
 -- one) must each be checked against their own token.
+-- The rows are locked in name order first, as qt_step locks them: two transactions
+-- never wait for each other in a cycle.
 UPDATE {schema}.qt_queues q
 SET locked_until = %(until)s
-FROM unnest(%(queues)s::text[], %(tokens)s::text[]) AS c(queue, token)
-WHERE q.scope = %(scope)s AND q.queue = c.queue AND q.lock_token = c.token
+FROM (SELECT k.queue FROM {schema}.qt_queues k
+      JOIN unnest(%(queues)s::text[], %(tokens)s::text[]) AS c(queue, token)
+        ON k.queue = c.queue AND k.lock_token = c.token
+      WHERE k.scope = %(scope)s
+      ORDER BY k.queue FOR UPDATE OF k) AS l
+WHERE q.scope = %(scope)s AND q.queue = l.queue
 RETURNING q.lock_token;
+
+-- name: running_tokens
+-- Claims whose job still runs under them: a runaway's release must wait for its
+-- timeout failure (a claim never runs its job again once it stopped).
+SELECT lock_token FROM {schema}.qt_jobs
+WHERE lock_token = ANY(%(tokens)s::text[]) AND status = 'running';
 
 -- name: next_due
 SELECT least((SELECT min(ready_at) FROM {schema}.qt_queues

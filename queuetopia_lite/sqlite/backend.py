@@ -8,7 +8,7 @@ from typing import Any, Collection, Sequence
 import apsw
 
 from .. import sql
-from ..backend import BackoffFunction, Claim, NewJob, Outcome, StepResult, default_backoff
+from ..backend import BackoffFunction, Claim, NewJob, Outcome, StepResult, safe_delay
 from ..errors import DatabaseError, JobStateError, check_schema_version
 from ..job import Job, JobState, QueueStatus
 from ..rows import JOB_COLUMNS, job_from_row, state_filter_sql
@@ -16,6 +16,7 @@ from ..status import queue_status_from_row
 from .connection import APPLICATION_ID, BUSY_TIMEOUT, Connections
 from .transactions import (
     claim_heads,
+    expired_jobs,
     insert_jobs,
     recover_expired,
     refresh_head,
@@ -141,11 +142,17 @@ class SQLiteBackend:
              claim: int = 0, owner: str = "", lease: float = 30.0,
              backoff: BackoffFunction | None = None, alive: Collection[str] = ()) -> StepResult:
         """Save outcomes, recover expired leases and claim heads, in one transaction."""
+        delays: dict[str, float] = {}
+        if backoff is not None:  # the application's code runs before the write transaction
+            for token, job in self._conns.read(lambda conn: expired_jobs(conn, scope, now)):
+                if token not in alive and job.state == JobState.RUNNING:
+                    delays[token] = safe_delay(backoff, job)
+
         def body(conn: apsw.Connection) -> StepResult:
             result = StepResult()
             for outcome in outcomes:
                 save_outcome(conn, scope, outcome, now, result)
-            recover_expired(conn, scope, now, backoff or default_backoff, result, alive)
+            recover_expired(conn, scope, now, delays, result, alive)
             if claim > 0:
                 claim_heads(conn, scope, now, claim, owner, now + lease, result)
             return result

@@ -83,7 +83,10 @@ class Connections:
         if conn is not None and self._local.key == (pid, self._generation):
             return conn
         # A connection inherited through fork() shares file locks with the parent:
-        # never touch it, not even to close it.
+        # never touch it, not even to close it. Nor the lock: a parent's thread may
+        # have held it at the fork, and the child has only this thread.
+        if pid != self._pid:
+            self._lock = threading.Lock()
         with self._lock:
             if pid != self._pid:
                 self._pid = pid

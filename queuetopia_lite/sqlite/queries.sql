@@ -54,6 +54,9 @@ SET status = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'pending' END
 WHERE id = :id AND lock_token = :token AND status = 'running'
 RETURNING {job_columns};
 
+-- name: job_running
+SELECT 1 FROM qt_jobs WHERE id = :id AND lock_token = :token AND status = 'running';
+
 -- name: queue_row
 SELECT lock_token, head_id, blocked_since, hold_until FROM qt_queues
 WHERE scope = :scope AND queue = :queue;

@@ -14,7 +14,6 @@ import apsw
 
 from .. import sql
 from ..backend import (
-    BackoffFunction,
     Claim,
     Failure,
     NewJob,
@@ -105,7 +104,12 @@ def save_outcome(conn: apsw.Connection, scope: str, outcome: Outcome, now: float
             return
     else:
         assert isinstance(outcome, Release)
-        saved = True
+        # Valid only once the timeout's failure is saved: a release while the job still
+        # runs under this claim would let the next job overtake it.
+        saved = run(conn, "job_running", job_args, one=True) is None
+        if not saved:
+            result.rejected.append(outcome)
+            return
     queue = queue_row(conn, scope, claim.job.queue)
     if queue is not None and queue.lock_token == claim.token:
         hold = result.failed[-1] if failed else None
@@ -124,9 +128,23 @@ def _hold(job: Job | None) -> float | None:
     return job.next_attempt_at.timestamp()
 
 
-def recover_expired(conn: apsw.Connection, scope: str, now: float, backoff: BackoffFunction,
+def expired_jobs(conn: apsw.Connection, scope: str, now: float) -> list[tuple[str, Job]]:
+    """The running jobs whose lease expired, with their tokens (a read)."""
+    found = []
+    for _queue, token, head_id, _by in run(conn, "expired_leases", {"scope": scope, "now": now}):
+        row = run(conn, "get_job", {"scope": scope, "id": head_id}, one=True)
+        if row is not None and token is not None:
+            found.append((token, job_from_row(row, now)))
+    return found
+
+
+def recover_expired(conn: apsw.Connection, scope: str, now: float, delays: dict[str, float],
                     result: StepResult, alive: Collection[str] = ()) -> None:
-    """Count the attempt of every job whose lease expired as failed, and free its queue."""
+    """Count the attempt of every job whose lease expired as failed, and free its queue.
+
+    ``delays``: the backoff of each expired claim's job by token, computed before the
+    transaction (user code never runs inside it); the default formula otherwise.
+    """
     expired = run(conn, "expired_leases", {"scope": scope, "now": now})
     for queue, token, head_id, locked_by in expired:
         if token in alive:
@@ -136,9 +154,8 @@ def recover_expired(conn: apsw.Connection, scope: str, now: float, backoff: Back
         if row is not None:
             job = job_from_row(row, now)
             if job.state == JobState.RUNNING:
-                try:
-                    delay = backoff(job)
-                except Exception:  # a broken backoff must not stop recovery
+                delay = delays.get(token)
+                if delay is None:
                     delay = default_backoff(job)
                 row = run(conn, "job_failed", {
                     "id": head_id, "token": token, "now": now, "next_attempt_at": now + delay,

@@ -198,6 +198,20 @@ def test_timeout_failure_keeps_queue_locked_until_release(backend: Backend) -> N
     assert again.job.id == first.id and again.job.attempts == 2
 
 
+def test_release_before_its_timeout_failure_is_refused(backend: Backend) -> None:
+    """A runaway's release is valid only after its timeout failure: never the reverse."""
+    first, _second = backend.insert_jobs(SCOPE, [new(), new()], T0)
+    (c,) = claim(backend, T0)
+    assert backend.step(SCOPE, T0 + 1, outcomes=[Release(c)]).rejected == [Release(c)]
+    job = backend.get_job(SCOPE, first.id, T0 + 1)
+    assert job is not None and job.state == JobState.RUNNING
+    assert claim(backend, T0 + 2) == []  # the queue is still locked: the next job waits
+    fail(backend, c, T0 + 3, delay=0, error="timeout", keep_lock=True)
+    assert backend.step(SCOPE, T0 + 4, outcomes=[Release(c)]).rejected == []
+    (again,) = claim(backend, T0 + 4)
+    assert again.job.id == first.id  # the head is still the timed-out job, not the next
+
+
 def test_late_result_of_timed_out_job_is_discarded_but_frees_the_queue(backend: Backend) -> None:
     backend.insert_jobs(SCOPE, [new()], T0)
     (c,) = claim(backend, T0)

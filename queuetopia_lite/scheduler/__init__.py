@@ -1,0 +1,173 @@
+"""The scheduler: claims queue heads, runs them on worker threads, records outcomes.
+
+It is a few parts with one job each, sharing a board of this process's claims:
+
+- the committer (committer.py), the only thread that writes: it saves outcomes
+  and claims heads in one transaction, enforces timeouts, and sleeps until the
+  next due time;
+- the runner (runner.py): worker threads that perform jobs and post outcomes;
+- the lease keeper, the commit watcher and the hook caller (helpers.py).
+
+``drain()`` (drain.py) runs due jobs in the caller's thread instead.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Callable
+
+from ..backend import Backend, Outcome
+from ..errors import DatabaseError
+from ..performer import BoundPerformer
+from ..running import owner_name
+from .board import Board
+from .committer import Committer
+from .drain import Drainer
+from .helpers import HookCaller, LeaseKeeper, watch
+from .runner import Runner
+
+# Heads claimed beyond the free workers. None: a claimed job shows as running, and
+# max_workers is documented as how many queues this process runs at once.
+PREFETCH = 0
+
+
+class Scheduler:
+    """Runs one scope's jobs in this process. Made and driven by Queuetopia."""
+
+    def __init__(self, backend: Backend, performer: BoundPerformer, *, scope: str,
+                 max_workers: int, lease: float, poll_interval: float,
+                 cleanup_interval: float | None, job_retention: float,
+                 clock: Callable[[], float]) -> None:
+        self._backend = backend
+        self._performer = performer
+        self._scope = scope
+        self._max_workers = max_workers
+        self._lease = lease
+        self._poll_interval = poll_interval
+        self._cleanup_interval = cleanup_interval
+        self._job_retention = job_retention
+        self._clock = clock
+        self._lifecycle = threading.Lock()  # start() and stop() one at a time
+        self._reset()
+
+    def _reset(self) -> None:
+        """Forget every thread: none started yet, or we are a fork()ed child of a process
+        whose threads did not come along (and whose locks may have been held)."""
+        self._pid = os.getpid()
+        self._board = Board()
+        self._committer: Committer | None = None
+        self._thread: threading.Thread | None = None
+        self._halt = threading.Event()
+        self._unsaved: list[Outcome] = []  # results a failed drain() could not save
+
+    def _check_fork(self) -> None:
+        if self._pid != os.getpid():
+            self._lifecycle = threading.Lock()
+            self._reset()
+
+    # -- lifecycle --------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        """Whether the committer thread of this process is alive."""
+        self._check_fork()
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def failure(self) -> DatabaseError | None:
+        """The error that stopped the scheduler on its own, if any."""
+        return None if self._committer is None else self._committer.failure
+
+    @property
+    def iterations(self) -> int:
+        """The committer's loop turns (tests check that it does not spin)."""
+        return 0 if self._committer is None else self._committer.iterations
+
+    def start(self) -> None:
+        """Start the committer, the workers and the helper threads.
+
+        After a stop(timeout) that returned before the scheduler settled, start()
+        takes the still-running scheduler back instead of starting a second one.
+        """
+        self._check_fork()
+        with self._lifecycle:
+            if self._thread is not None and self._thread.is_alive():
+                with self._board.lock:
+                    if self._board.stopping and not self._board.exiting:
+                        self._board.stopping = False
+                        self._board.changed.notify()
+                        return
+                    if not self._board.stopping:
+                        return
+                self._thread.join()  # it is ending (settled): let it finish
+            self._board = Board()
+            self._halt = threading.Event()
+            board, halt = self._board, self._halt
+            runner = Runner(board, self._performer, self._clock, self._max_workers)
+            hooks = HookCaller(self._performer)
+            committer = Committer(
+                self._backend, board, runner, self._performer, hooks, scope=self._scope,
+                capacity=self._max_workers + PREFETCH,
+                lease=self._lease, poll_interval=self._poll_interval,
+                cleanup_interval=self._cleanup_interval, job_retention=self._job_retention,
+                clock=self._clock)
+            keeper = LeaseKeeper(self._backend, board, self._scope, self._lease, self._clock)
+            owner_name()  # computed once here, not in the first step
+
+            def commit() -> None:
+                try:
+                    committer.run()
+                finally:
+                    with board.lock:
+                        board.stopping = board.exiting = True
+                    halt.set()  # keeper and watcher end: a runaway's lease is left to lapse
+                    runner.stop()
+                    hooks.close()
+
+            committer.pending, self._unsaved[:] = list(self._unsaved), []
+            self._committer = committer
+            runner.start()
+            for target, name in ((lambda: keeper.run(halt), "lease-keeper"),
+                                 (lambda: watch(self._backend, board, halt), "watcher"),
+                                 (hooks.run, "hooks")):
+                threading.Thread(target=target, name=f"queuetopia-{name}", daemon=True).start()
+            self._thread = threading.Thread(target=commit, name="queuetopia-committer",
+                                            daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop claiming, let claimed jobs end and save their results, then stop.
+
+        Returns when that is done, or after ``timeout`` seconds: the scheduler then
+        finishes in the background and ends by itself. A job past its timeout is
+        not waited for: its failure is saved, its thread runs on, and its queue's
+        lease lapses (at least once covers it).
+        """
+        self._check_fork()
+        with self._lifecycle:
+            thread = self._thread
+            if thread is None:
+                return
+            with self._board.lock:
+                self._board.stopping = True
+                self._board.changed.notify()
+            thread.join(timeout)
+
+    def notify(self) -> None:
+        """Wake the committer: something may be runnable."""
+        self._check_fork()
+        self._board.poke()
+
+    def drain(self) -> int:
+        """Run due jobs in this thread until none is due; return how many ran.
+
+        Ctrl-C (KeyboardInterrupt) during a job saves it as a failed attempt and
+        then stops the drain by raising.
+        """
+        self._check_fork()
+        return Drainer(self._backend, self._performer, self._unsaved, scope=self._scope,
+                       lease=self._lease, clock=self._clock).drain()
+
+
+__all__ = ["Scheduler", "owner_name"]

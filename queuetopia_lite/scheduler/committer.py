@@ -1,0 +1,282 @@
+"""The committer: the one thread of a scheduler that writes to the database.
+
+It collects the workers' outcomes, enforces timeouts, and in one transaction
+saves every outcome that arrived and claims heads for the free workers (and a
+small prefetch). What arrives during a commit forms the next batch, so a busy
+process commits as often as the database allows and an idle one at once.
+
+The timeout protocol lives here: a job past its timeout is recorded by one
+backend operation (a ``Failure`` that keeps the lock), and the release of its
+queue is sent only after that operation is settled and the runaway's thread has
+ended. Both orders of "timed out" and "thread ended" reach the database in that
+order, whatever the timing.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from typing import Callable
+
+from ..backend import Backend, BackoffFunction, Failure, Outcome, Release, StepResult
+from ..errors import DatabaseError
+from ..performer import BoundPerformer
+from ..running import owner_name
+from .board import Board, Event, Task, TaskState
+from .helpers import HookCaller
+from .runner import Runner
+
+log = logging.getLogger("queuetopia_lite")
+
+ERROR_PAUSE_MAX = 30.0  # seconds: the longest pause after a database error
+ISOLATE_AFTER = 3  # failed steps in a row before outcomes are saved one by one
+
+
+class Committer:
+    """Saves outcomes and claims heads for one scope; the loop of the scheduler thread."""
+
+    def __init__(self, backend: Backend, board: Board, runner: Runner,
+                 performer: BoundPerformer, hooks: HookCaller, *, scope: str, capacity: int,
+                 lease: float, poll_interval: float, cleanup_interval: float | None,
+                 job_retention: float, clock: Callable[[], float]) -> None:
+        self._backend = backend
+        self._board = board
+        self._runner = runner
+        self._performer = performer
+        self._hooks = hooks
+        self._scope = scope
+        self._capacity = capacity  # jobs running or waiting for a worker, at most
+        self._lease = lease
+        self._poll_interval = poll_interval
+        self._cleanup_interval = cleanup_interval
+        self._job_retention = job_retention
+        self._clock = clock
+        self._recovery_backoff: BackoffFunction | None = (
+            performer.safe_backoff if performer.has_backoff else None)
+        self.pending: list[Outcome] = []  # outcomes to save, oldest first
+        self._strikes = 0  # steps failed in a row
+        self.failure: DatabaseError | None = None  # why it stopped on its own
+        self.iterations = 0  # loop turns, for tests that check it does not spin
+
+    # -- the loop -----------------------------------------------------------------
+
+    def run(self) -> None:
+        """Commit until stopped and settled, or until an error that needs a person."""
+        error_pause = 0.0
+        sleep = 0.0
+        next_cleanup = None
+        if self._cleanup_interval is not None:
+            next_cleanup = time.monotonic() + random.uniform(0, min(self._cleanup_interval, 1.0))
+        while True:
+            events, poked, stopping = self._wait(sleep, error_pause > 0)
+            self.iterations += 1
+            self._absorb(events)
+            self._expire_timeouts()
+            free = 0 if stopping else self._free()
+            try:
+                if self.pending or (free > 0 and (poked or sleep > 0 or events) and
+                                    self._backend.has_runnable(self._scope, self._clock())):
+                    self._step(free)
+                if next_cleanup is not None and time.monotonic() >= next_cleanup:
+                    assert self._cleanup_interval is not None
+                    self._backend.prune(self._scope, self._clock() - self._job_retention)
+                    next_cleanup = time.monotonic() + self._cleanup_interval
+                error_pause = 0.0
+                sleep = self._sleep_time(next_cleanup)
+            except Exception as exc:  # the committer must never die silently
+                if isinstance(exc, DatabaseError) and not exc.retryable:
+                    log.critical("queuetopia_lite: %s: the scheduler stops", exc)
+                    self.failure = exc
+                    return
+                error_pause = min(max(error_pause * 2, 0.1), ERROR_PAUSE_MAX)
+                if isinstance(exc, DatabaseError):
+                    log.error("queuetopia_lite: %s (retrying in %.1f s)", exc, error_pause)
+                else:
+                    log.exception("queuetopia_lite: scheduler error (retrying in %.1f s)",
+                                  error_pause)
+                sleep = error_pause
+            if self._settled_to_stop():
+                return
+
+    def _wait(self, timeout: float, only_stop: bool) -> tuple[list[Event], bool, bool]:
+        """Sleep until an event, a poke, a timeout deadline or ``timeout`` seconds.
+
+        During an error pause (``only_stop``) only stop() cuts the sleep short: a
+        retry at every event would be a hot loop on a full disk.
+        """
+        board = self._board
+        with board.lock:
+            end = time.monotonic() + timeout
+            was_stopping = board.stopping
+            while board.stopping == was_stopping:
+                if not only_stop and (board.inbox or board.poked):
+                    break
+                wake = end if only_stop else min(end, self._earliest_deadline())
+                left = wake - time.monotonic()
+                if left <= 0:
+                    break
+                board.wake_at = wake
+                board.changed.wait(left)
+            board.wake_at = math.inf
+            events, board.inbox = board.inbox, []
+            poked, board.poked = board.poked, False
+            return events, poked, board.stopping
+
+    def _earliest_deadline(self) -> float:
+        """The first timeout of a running job (lock held)."""
+        deadlines = [task.deadline for task in self._board.tasks.values()
+                     if task.state is TaskState.RUNNING and task.deadline is not None]
+        return min(deadlines, default=math.inf)
+
+    def _settled_to_stop(self) -> bool:
+        """Stopping, and nothing runs (runaways aside) or waits to be saved."""
+        board = self._board
+        with board.lock:
+            if not board.stopping or self.pending or board.inbox:
+                return False
+            board.exiting = all(task.state is TaskState.TIMED_OUT and task.timeout_settled
+                                for task in board.tasks.values())
+            return board.exiting
+
+    def _free(self) -> int:
+        """How many more heads to claim: capacity less jobs running or waiting for a worker."""
+        with self._board.lock:
+            busy = sum(1 for task in self._board.tasks.values()
+                       if task.state in (TaskState.QUEUED, TaskState.RUNNING))
+        return max(self._capacity - busy, 0)
+
+    def _sleep_time(self, next_cleanup: float | None) -> float:
+        """Seconds until something may be due: a head, a lease end, the cleaner, the poll."""
+        wait = self._poll_interval
+        if self._free() > 0:  # with every slot busy a due head must wait for a worker anyway
+            due = self._backend.next_due(self._scope)
+            if due is not None:
+                wait = min(wait, due - self._clock())
+        if next_cleanup is not None:
+            wait = min(wait, next_cleanup - time.monotonic())
+        return max(wait, 0.0)
+
+    # -- events and timeouts ------------------------------------------------------
+
+    def _absorb(self, events: list[Event]) -> None:
+        """Outcomes become pending; an ended runaway's queue is released once settled."""
+        for task, outcome in events:
+            if outcome is not None:
+                self.pending.append(outcome)
+            elif task.timeout_settled:  # else: released when its timeout failure settles
+                self.pending.append(Release(task.claim))
+
+    def _expire_timeouts(self) -> None:
+        """Record running jobs past their timeout as failed; their queues stay locked."""
+        mono = time.monotonic()
+        with self._board.lock:
+            expired = [task for task in self._board.tasks.values()
+                       if task.state is TaskState.RUNNING and task.deadline is not None
+                       and task.deadline <= mono]
+            for task in expired:
+                task.state = TaskState.TIMED_OUT
+        for task in expired:
+            job = task.claim.job
+            log.warning("queuetopia_lite: job %s in queue %r passed its %s s timeout",
+                        job.id, job.queue, job.timeout)
+            self.pending.append(Failure(
+                task.claim, f"timeout: the job ran longer than {job.timeout} s",
+                self._clock() + self._performer.safe_backoff(job), keep_lock=True))
+            self._runner.replace()  # the runaway must not take a slot from other queues
+
+    # -- steps --------------------------------------------------------------------
+
+    def _step(self, free: int) -> None:
+        """Save every pending outcome and claim up to ``free`` heads, in one transaction."""
+        outcomes, self.pending = self.pending, []
+        if self._strikes >= ISOLATE_AFTER and len(outcomes) > 1:
+            self._isolate(outcomes, free)
+            return
+        try:
+            result = self._call(outcomes, free)
+        except DatabaseError as exc:
+            self.pending[:0] = outcomes  # the transaction rolled back: nothing was saved
+            if exc.retryable:
+                self._strikes += 1
+            raise
+        except Exception:
+            if not outcomes:
+                raise
+            log.exception("queuetopia_lite: a step failed; saving its outcomes one by one")
+            self._isolate(outcomes, free)
+            return
+        self._strikes = 0
+        self._apply(outcomes, result)
+
+    def _call(self, outcomes: list[Outcome], claim: int) -> StepResult:
+        return self._backend.step(self._scope, self._clock(), outcomes=outcomes, claim=claim,
+                                  owner=owner_name(), lease=self._lease,
+                                  backoff=self._recovery_backoff, alive=self._board.alive())
+
+    def _isolate(self, outcomes: list[Outcome], free: int) -> None:
+        """Save outcomes one by one, so that one that cannot be saved holds back no other.
+
+        An outcome whose own step raises something other than a database error is
+        saved once more with a plain error text, then dropped: its task leaves the
+        board, its lease lapses, and the job runs again (at least once). One that
+        meets a retryable database error stays pending for a later step.
+        """
+        for index, outcome in enumerate(outcomes):
+            try:
+                part = self._call([outcome], 0)
+            except DatabaseError as exc:
+                if not exc.retryable:
+                    self.pending[:0] = outcomes[index:]
+                    raise
+                self.pending.append(outcome)
+                continue
+            except Exception as exc:
+                part = self._salvage(outcome, exc)
+            self._apply([outcome], part)
+        self._strikes = 0
+        if free > 0:
+            self._apply([], self._call([], free))
+
+    def _salvage(self, outcome: Outcome, exc: Exception) -> StepResult:
+        """The last try for an outcome that cannot be saved as it is."""
+        job = outcome.claim.job
+        if isinstance(outcome, Failure):
+            plain = Failure(outcome.claim, "queuetopia_lite could not store this attempt's "
+                            f"error ({type(exc).__name__})", outcome.next_attempt_at,
+                            outcome.keep_lock)
+            try:
+                return self._call([plain], 0)
+            except Exception as again:
+                exc = again
+        log.error("queuetopia_lite: the outcome of job %s cannot be saved (%s: %s); it is "
+                  "dropped and the job runs again after its lease", job.id,
+                  type(exc).__name__, exc)
+        return StepResult()
+
+    def _apply(self, outcomes: list[Outcome], result: StepResult) -> None:
+        """Take settled outcomes off the board and hand the new claims to workers."""
+        board = self._board
+        with board.lock:
+            for outcome in outcomes:
+                token = outcome.claim.token
+                task = board.tasks.get(token)
+                if isinstance(outcome, Failure) and outcome.keep_lock:
+                    if task is not None:  # the runaway's release may go once it has ended
+                        task.timeout_settled = True
+                        if task.ended:
+                            self.pending.append(Release(task.claim))
+                else:
+                    board.tasks.pop(token, None)
+            tasks = [Task(claim) for claim in result.claimed]
+            for task in tasks:
+                board.tasks[task.claim.token] = task
+        for task in tasks:
+            self._runner.hand(task)
+        for rejected in result.rejected:
+            log.warning("queuetopia_lite: the result of job %s was discarded: its claim was "
+                        "lost (lease expired, job cancelled or taken over)",
+                        rejected.claim.job.id)
+        for job in result.failed:
+            self._hooks.put(job)

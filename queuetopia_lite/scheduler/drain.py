@@ -1,0 +1,108 @@
+"""drain(): run due jobs in the caller's thread, one at a time, until none is due.
+
+No timeout is enforced here (the caller's thread is the worker); leases are
+renewed by a keeper thread while a job runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Callable
+
+from ..backend import Backend, Failure, Outcome, StepResult
+from ..errors import DatabaseError
+from ..performer import BoundPerformer
+from ..running import owner_name, perform
+from .board import Board, Task, TaskState
+from .helpers import LeaseKeeper, call_failed_hook
+
+log = logging.getLogger("queuetopia_lite")
+
+SAVE_TRIES = 5  # drain() tries to save a job's result this often before raising
+
+
+class Drainer:
+    """One drain() call.
+
+    Args:
+        unsaved: results an earlier drain could not save; taken first, and what
+            this one cannot save is left there.
+    """
+
+    def __init__(self, backend: Backend, performer: BoundPerformer, unsaved: list[Outcome], *,
+                 scope: str, lease: float, clock: Callable[[], float]) -> None:
+        self._backend = backend
+        self._performer = performer
+        self._unsaved = unsaved
+        self._scope = scope
+        self._lease = lease
+        self._clock = clock
+        self._board = Board()
+
+    def drain(self) -> int:
+        """Run due jobs until none is due; return how many ran."""
+        ran = 0
+        outcomes: list[Outcome] = []
+        halt = threading.Event()
+        keeper = LeaseKeeper(self._backend, self._board, self._scope, self._lease, self._clock)
+        threading.Thread(target=keeper.run, args=(halt,), daemon=True,
+                         name="queuetopia-drain-keeper").start()
+        try:
+            while True:
+                result = self._save(outcomes, 1)
+                if not result.claimed:
+                    return ran
+                (claim,) = result.claimed
+                task = Task(claim)
+                task.state = TaskState.RUNNING
+                with self._board.lock:
+                    self._board.tasks[claim.token] = task
+                interrupts: list[BaseException] = []
+                outcomes = [perform(self._performer, claim, self._clock, interrupts)]
+                ran += 1
+                if interrupts:
+                    self._save(outcomes, 0)
+                    raise interrupts[0]
+        finally:
+            halt.set()
+
+    def _save(self, outcomes: list[Outcome], claim: int) -> StepResult:
+        """Save outcomes (and claim); a database error gets a few more tries before raising."""
+        outcomes = self._unsaved + outcomes
+        self._unsaved.clear()
+        pause = 0.1
+        for attempt in range(SAVE_TRIES):
+            try:
+                result = self._step(outcomes, claim)
+                break
+            except DatabaseError as exc:
+                if not outcomes or not exc.retryable or attempt == SAVE_TRIES - 1:
+                    self._unsaved[:0] = outcomes  # kept for the next drain, never dropped
+                    raise
+                log.error("queuetopia_lite: %s (saving the result again in %.1f s)", exc, pause)
+                time.sleep(pause)
+                pause *= 2
+        with self._board.lock:
+            for outcome in outcomes:
+                self._board.tasks.pop(outcome.claim.token, None)
+        for job in result.failed:
+            call_failed_hook(self._performer, job)
+        return result
+
+    def _step(self, outcomes: list[Outcome], claim: int) -> StepResult:
+        backoff = self._performer.safe_backoff if self._performer.has_backoff else None
+        try:
+            return self._backend.step(self._scope, self._clock(), outcomes=outcomes,
+                                      claim=claim, owner=owner_name(), lease=self._lease,
+                                      backoff=backoff, alive=self._board.alive())
+        except DatabaseError:
+            raise
+        except Exception as exc:  # an error text the database refuses: store a plain one
+            plain = [Failure(o.claim, "queuetopia_lite could not store this attempt's error "
+                             f"({type(exc).__name__})", o.next_attempt_at, o.keep_lock)
+                     if isinstance(o, Failure) else o for o in outcomes]
+            return self._backend.step(self._scope, self._clock(), outcomes=plain,
+                                      claim=claim, owner=owner_name(), lease=self._lease,
+                                      backoff=backoff, alive=self._board.alive())

@@ -1,0 +1,100 @@
+"""The scheduler's small background parts: lease keeper, commit watcher, hook caller."""
+
+from __future__ import annotations
+
+import logging
+import queue as queues
+import threading
+import time
+from typing import Callable
+
+from ..backend import Backend, Claim
+from ..errors import DatabaseError
+from ..job import Job
+from ..performer import BoundPerformer
+from .board import Board
+
+log = logging.getLogger("queuetopia_lite")
+
+WATCH_INTERVAL = 0.005  # seconds between looks for other processes' commits
+
+
+class LeaseKeeper:
+    """Renews the lease of every claim on the board, every third of a lease."""
+
+    def __init__(self, backend: Backend, board: Board, scope: str, lease: float,
+                 clock: Callable[[], float]) -> None:
+        self._backend = backend
+        self._board = board
+        self._scope = scope
+        self._lease = lease
+        self._clock = clock
+
+    def run(self, halt: threading.Event) -> None:
+        """Renew until ``halt`` is set, then the runaways' only while they run (thread target).
+
+        stop() does not wait for a job past its timeout, but while its thread lives
+        in this process its queue stays locked: no second job of that queue starts.
+        """
+        while not halt.wait(self._lease / 3):
+            self.renew_once(self._board.claims())
+        while runaways := self._board.claims(runaways_only=True):
+            time.sleep(self._lease / 3)
+            self.renew_once(runaways)
+
+    def renew_once(self, claims: list[Claim]) -> None:
+        """Renew these claims now; a failure is logged and tried again next time."""
+        if not claims:
+            return
+        try:
+            lost = self._backend.renew(self._scope, claims, self._clock() + self._lease)
+        except Exception as exc:  # the keeper must outlive a bad moment
+            log.error("queuetopia_lite: cannot renew leases: %s", exc)
+            return
+        for claim in lost:
+            log.warning("queuetopia_lite: lost the lock of queue %r (job %s): its result "
+                        "will be discarded", claim.job.queue, claim.job.id)
+
+
+def watch(backend: Backend, board: Board, halt: threading.Event) -> None:
+    """Poke the committer when another connection commits (thread target)."""
+    last = None
+    while not halt.wait(WATCH_INTERVAL):
+        try:
+            counter = backend.change_counter()
+        except DatabaseError:
+            continue
+        if counter != last:
+            # The first reading pokes too: a commit that landed after the committer's
+            # first look but before this baseline would otherwise wait for a poll.
+            board.poke()
+            last = counter
+
+
+class HookCaller:
+    """Calls ``handle_failed_job`` off the committer's path, one job at a time."""
+
+    def __init__(self, performer: BoundPerformer) -> None:
+        self._performer = performer
+        self._jobs: queues.SimpleQueue[Job | None] = queues.SimpleQueue()
+
+    def put(self, job: Job) -> None:
+        """Queue a failed job for its hook."""
+        self._jobs.put(job)
+
+    def close(self) -> None:
+        """End the thread once the queued hooks have run."""
+        self._jobs.put(None)
+
+    def run(self) -> None:
+        """Call hooks until closed (thread target)."""
+        while (job := self._jobs.get()) is not None:
+            call_failed_hook(self._performer, job)
+
+
+def call_failed_hook(performer: BoundPerformer, job: Job) -> None:
+    """The performer's handle_failed_job(job); its errors are logged, never raised."""
+    try:
+        performer.handle_failed_job(job)
+    except BaseException:  # SystemExit too: one hook must not end the others
+        log.exception("queuetopia_lite: handle_failed_job raised for job %s", job.id)
