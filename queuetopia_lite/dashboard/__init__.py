@@ -26,6 +26,7 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 DEFAULT_REFRESH = 5.0  # seconds between the page's own refreshes
 MIN_TOKEN = 8  # characters
+SHUTDOWN_POLL = 0.05  # seconds: how soon shutdown() is noticed
 
 
 def serve(q: Queuetopia, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
@@ -51,15 +52,19 @@ def serve(q: Queuetopia, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
     """
     server = make_server(q, host=host, port=port, read_only=read_only, token=token,
                          refresh=refresh)
-    thread = threading.Thread(target=server.serve_forever, name="queuetopia-dashboard",
-                              daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(SHUTDOWN_POLL,),
+                              name="queuetopia-dashboard", daemon=True)
     thread.start()
     return server
 
 
 def run(q: Queuetopia, **options: Any) -> None:
     """Serve in the foreground (``serve``'s options) until SIGINT or SIGTERM."""
-    server = make_server(q, **options)
+    serve_until_signal(make_server(q, **options))
+
+
+def serve_until_signal(server: DashboardServer) -> None:
+    """Serve ``server`` in this thread until SIGINT or SIGTERM, then close it."""
     previous: dict[signal.Signals, Any] = {}
     if threading.current_thread() is threading.main_thread():
         def on_signal(signum: int, frame: types.FrameType | None) -> None:
@@ -68,7 +73,7 @@ def run(q: Queuetopia, **options: Any) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, on_signal)
     try:
-        server.serve_forever()
+        server.serve_forever(SHUTDOWN_POLL)
     finally:
         server.server_close()
         for sig, handler in previous.items():
@@ -94,4 +99,5 @@ def make_server(q: Queuetopia, *, host: str = DEFAULT_HOST, port: int = DEFAULT_
     return DashboardServer(routes, host, port, token or None)
 
 
-__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "DashboardServer", "make_server", "run", "serve"]
+__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "DashboardServer", "make_server", "run", "serve",
+           "serve_until_signal"]
