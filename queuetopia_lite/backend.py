@@ -75,8 +75,8 @@ class QueuePage:
         total: queues matching the search (every page).
         failing: of those, unlocked queues whose head has failed (blocked, or due to retry).
         running: of those, queues locked by a worker.
-        queues: this page: failing queues first, then running ones, then the rest,
-            each group by name.
+        queues: this page: failing queues first, then running ones, then those with
+            jobs waiting, then idle ones, each group by name.
     """
 
     total: int

@@ -8,9 +8,9 @@ from html import escape
 from ..backend import Activity
 
 WIDTH = 720  # px, the SVG's own coordinate system (it scales to its box)
-HEIGHT = 140
-PLOT_TOP = 16
-PLOT_BOTTOM = 112
+HEIGHT = 146
+PLOT_TOP = 22
+PLOT_BOTTOM = 118
 PLOT_LEFT = 40
 DONE_COLOUR = "#2e7d32"
 FAILED_COLOUR = "#c62828"
@@ -52,19 +52,20 @@ def activity_svg(activity: Activity) -> str:
         parts.append(f'<g><title>{label}</title>')
         for offset, value, colour in ((0.0, done, DONE_COLOUR), (bar, failed, FAILED_COLOUR)):
             if value:
-                height = max(plot * value / top, 1.0)
+                height = max(plot * value / top, 2.0)  # one job stays visible
                 parts.append(f'<rect x="{x + offset:.1f}" y="{PLOT_BOTTOM - height:.1f}" '
                              f'width="{bar:.1f}" height="{height:.1f}" fill="{colour}"/>')
         parts.append(f'<rect x="{x:.1f}" y="{PLOT_TOP}" width="{slot:.1f}" height="{plot}" '
                      'fill="transparent"/></g>')
-    for index, text in ((0, f"-{minutes} min"), (buckets // 2, f"-{minutes // 2} min"),
-                        (buckets - 1, "now")):
-        x = PLOT_LEFT + 2 + (index + 0.5) * slot
-        parts.append(f'<text x="{x:.1f}" y="{PLOT_BOTTOM + 16}" text-anchor="middle">'
-                     f'{text}</text>')
+    left, right = PLOT_LEFT + 2, WIDTH - 2
+    for x, anchor, text in ((left, "start", f"-{minutes} min"),
+                            ((left + right) / 2, "middle", f"-{minutes // 2} min"),
+                            (right, "end", "now")):
+        parts.append(f'<text x="{x:.1f}" y="{PLOT_BOTTOM + 16}" text-anchor="{anchor}">'
+                     f"{text}</text>")
     total_done, total_failed = sum(activity.done), sum(activity.failed)
-    parts.append(f'<text x="{WIDTH - 4}" y="{HEIGHT - 4}" text-anchor="end">'
-                 f'<tspan fill="{DONE_COLOUR}">■ {total_done} done</tspan>  '
-                 f'<tspan fill="{FAILED_COLOUR}">■ {total_failed} failed</tspan></text>')
+    parts.append(f'<text x="{right}" y="{PLOT_TOP - 4}" text-anchor="end">'
+                 f'<tspan fill="{DONE_COLOUR}">■ {total_done:,} done</tspan>  '
+                 f'<tspan fill="{FAILED_COLOUR}">■ {total_failed:,} failed</tspan></text>')
     parts.append("</svg>")
     return "".join(parts)

@@ -180,15 +180,16 @@ WHERE scope = %(scope)s
   AND (%(search)s::text IS NULL OR strpos(lower(queue), lower(%(search)s::text)) > 0);
 
 -- name: queue_page
--- One page of queues, failing first, then running, then the rest, each by name; the
--- pending count is read for the page's rows only.
+-- One page of queues, failing first, then running, then those with work, then idle ones,
+-- each group by name; the pending count is read for the page's rows only.
 SELECT q.queue, q.ready_at, q.blocked_since, q.hold_until, q.lock_token,
        q.locked_by, q.locked_until,
        (SELECT count(*) FROM {schema}.qt_jobs j
         WHERE j.scope = q.scope AND j.queue = q.queue AND j.status = 'pending') AS pending,
        {head_job_columns}
 FROM (SELECT *, CASE WHEN lock_token IS NULL AND blocked_since IS NOT NULL THEN 0
-                     WHEN lock_token IS NOT NULL THEN 1 ELSE 2 END AS rank
+                     WHEN lock_token IS NOT NULL THEN 1
+                     WHEN head_id IS NOT NULL THEN 2 ELSE 3 END AS rank
       FROM {schema}.qt_queues
       WHERE scope = %(scope)s
         AND (%(search)s::text IS NULL OR strpos(lower(queue), lower(%(search)s::text)) > 0)

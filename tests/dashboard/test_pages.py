@@ -24,7 +24,7 @@ def test_overview_counts_and_lists_blocked_first_then_running(base: str,
     assert reply.status == 200
     assert reply.headers["Content-Type"] == "text/html; charset=utf-8"
     page = reply.body
-    assert rows(page) == ["mail/customer-7", "reports", "cleanup", "sms"]
+    assert rows(page) == ["mail/customer-7", "reports", "sms", "cleanup"]  # idle last
     blocked = page[page.index('data-queue="mail/customer-7"'):]
     blocked = blocked[:blocked.index("</tr>")]
     assert "blocked" in blocked and OWNER in blocked
