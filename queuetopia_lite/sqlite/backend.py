@@ -199,10 +199,19 @@ class SQLiteBackend:
 
     def count_jobs(self, scope: str, now: float) -> dict[JobState, int]:
         """How many jobs of this scope are in each state."""
+        def body(conn: apsw.Connection) -> dict[str, int]:
+            with conn:  # one snapshot for the four counts
+                rows = run(conn, "count_jobs", {"scope": scope, "now": now})
+            return {part: n for _status, part, n in rows if n}
+        parts = self._conns.read(body)
         counts = dict.fromkeys(JobState, 0)
-        rows = self._conns.read(lambda conn: run(conn, "count_jobs", {"scope": scope, "now": now}))
-        for _status, state, n in rows:
-            counts[JobState(state)] += n
+        for state in (JobState.DONE, JobState.RUNNING, JobState.FAILED, JobState.CANCELLED):
+            counts[state] = parts.get(state.value, 0)
+        retrying_later = parts.get("retrying-later", 0)  # scheduled_at > now, yet retrying
+        counts[JobState.RETRYING] = parts.get("retrying", 0) + retrying_later
+        counts[JobState.SCHEDULED] = parts.get("later", 0) - retrying_later
+        counts[JobState.AVAILABLE] = (parts.get("pending", 0) - counts[JobState.RETRYING]
+                                      - counts[JobState.SCHEDULED])
         return counts
 
     def queue_statuses(self, scope: str, now: float, queue: str | None = None) -> list[QueueStatus]:

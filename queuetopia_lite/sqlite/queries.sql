@@ -113,13 +113,24 @@ WHERE q.scope = :scope AND (:queue IS NULL OR q.queue = :queue)
 ORDER BY q.queue;
 
 -- name: count_jobs
-SELECT status,
-       CASE WHEN status <> 'pending' THEN status
-            WHEN next_attempt_at > :now THEN 'retrying'
-            WHEN scheduled_at > :now THEN 'scheduled'
-            ELSE 'available' END AS state,
-       count(*)
-FROM qt_jobs WHERE scope = :scope GROUP BY 1, 2;
+-- Done and pending jobs are counted on their partial indexes (no table read); only the
+-- rest (running, failed, cancelled, and pending jobs waiting for a retry) needs a pass
+-- over the rows, without sorting them. Rows: (status, part, count); backend.py turns the
+-- parts into states (a pending job waiting for a retry counts as retrying, whatever its
+-- scheduled_at).
+SELECT 'done', 'done', count(*) FROM qt_jobs WHERE scope = :scope AND status = 'done'
+UNION ALL
+SELECT 'pending', 'pending', count(*) FROM qt_jobs WHERE scope = :scope AND status = 'pending'
+UNION ALL
+SELECT 'pending', 'later', count(*) FROM qt_jobs
+WHERE scope = :scope AND status = 'pending' AND scheduled_at > :now
+UNION ALL
+SELECT status, CASE WHEN status <> 'pending' THEN status
+                    WHEN scheduled_at > :now THEN 'retrying-later'
+                    ELSE 'retrying' END, count(*)
+FROM qt_jobs
+WHERE scope = :scope AND status <> 'done' AND (status <> 'pending' OR next_attempt_at > :now)
+GROUP BY 1, 2;
 
 -- name: retry_job
 UPDATE qt_jobs
