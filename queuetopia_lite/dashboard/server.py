@@ -29,6 +29,7 @@ log = logging.getLogger("queuetopia_lite.dashboard")
 
 READERS = 2  # threads reading the database for pages
 MAX_FORM = 4096  # bytes of a POST body
+IDLE_TIMEOUT = 30.0  # seconds
 COOKIE = "qtl_dashboard"
 SECURITY_HEADERS = (
     ("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; "
@@ -101,6 +102,7 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "queuetopia_lite-dashboard"
     sys_version = ""
     protocol_version = "HTTP/1.1"
+    timeout = IDLE_TIMEOUT  # an idle keep-alive connection frees its thread after this
 
     def do_GET(self) -> None:
         """Pages and static files."""

@@ -159,3 +159,30 @@ def test_unchanged_states_after_reads(base: str, q: Queuetopia, jobs: dict[str, 
         assert fetch(base + path).status == 200
     assert q.count_jobs() == before
     assert before[JobState.RETRYING] == 1
+
+
+def test_every_page_on_postgres(request: pytest.FixtureRequest) -> None:
+    from queuetopia_lite.dashboard import serve
+
+    from .. import pgserver
+    from .helpers import fill
+
+    q = Queuetopia(pgserver.schema_url(pgserver.fresh_schema(request)))
+    try:
+        jobs = fill(q)
+        with serve(q, port=0) as server:
+            try:
+                base = server.url.rstrip("/")
+                overview = fetch(base + "/").body
+                assert rows(overview) == ["mail/customer-7", "reports", "sms", "cleanup"]
+                assert "RuntimeError: &lt;script&gt;alert(1)&lt;/script&gt;" in overview
+                assert rows(fetch(base + "/?q=MAIL").body) == ["mail/customer-7"]
+                queue = fetch(base + "/queues/mail%2Fcustomer-7").body
+                assert f'class="is-head" data-job="{jobs["blocked"].id}"' in queue
+                job = fetch(f"{base}/jobs/{jobs['blocked'].id}")
+                assert job.status == 200 and XSS not in job.body
+                assert fetch(base + "/jobs/999999").status == 404
+            finally:
+                server.shutdown()
+    finally:
+        q.close()
