@@ -168,12 +168,12 @@ def _pager(total: int, search: str, only: str | None, number: int, size: int) ->
 
 def _queue_row(status: QueueStatus, now: float) -> str:
     head = status.head
-    failing = status.blocked_since is not None or (head is not None and head.error is not None
-                                                   and head.state == JobState.RETRYING)
-    by = status.locked_by or (head.attempted_by if head is not None and failing else None)
+    # A head with an error has failed before: blocked, or due to retry, or running again.
+    failed = head is not None and head.error is not None
+    by = status.locked_by or (head.attempted_by if head is not None and failed else None)
     head_cell = (f'<a href="{job_url(head.id)}">#{head.id}</a> {e(head.action)}'
                  if head is not None else '<span class="none">-</span>')
-    error = head.error if head is not None and failing else None
+    error = head.error if head is not None else None
     return (
         f'<tr class="q-{e(status.state)}" data-queue="{e(status.queue)}">'
         f'<td><a href="{e(queue_url(status.queue))}">{e(status.queue)}</a></td>'
