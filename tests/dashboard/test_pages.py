@@ -186,3 +186,23 @@ def test_every_page_on_postgres(request: pytest.FixtureRequest) -> None:
                 server.shutdown()
     finally:
         q.close()
+
+
+def test_pages_read_while_another_process_holds_the_write_lock(base: str, q: Queuetopia,
+                                                               jobs: dict[str, Job]) -> None:
+    import apsw
+
+    writer = apsw.Connection(q.backend.location)
+    writer.set_busy_timeout(0)
+    writer.execute("BEGIN IMMEDIATE")  # the write lock, held for the whole test
+    try:
+        writer.execute("UPDATE qt_jobs SET error = 'uncommitted' WHERE id = ?",
+                       (jobs["done"].id,))
+        for path in ("/", "/?q=mail", "/queues/mail%2Fcustomer-7",
+                     f"/jobs/{jobs['done'].id}"):
+            reply = fetch(base + path)
+            assert reply.status == 200, path
+            assert "uncommitted" not in reply.body  # a snapshot of committed data
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
