@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable, Collection, Protocol, Sequence, Union, runtime_checkable
 
+from .errors import InvalidJobError
 from .job import Job, JobState, QueueStatus
 
 
@@ -64,6 +65,42 @@ class Release:
 Outcome = Union[Success, Failure, Release]
 
 BackoffFunction = Callable[[Job], float]
+
+
+@dataclasses.dataclass(frozen=True)
+class QueuePage:
+    """One page of a scope's queues, for an overview of many.
+
+    Attributes:
+        total: queues matching the search (every page).
+        failing: of those, unlocked queues whose head has failed (blocked, or due to retry).
+        running: of those, queues locked by a worker.
+        queues: this page: failing queues first, then running ones, then those with
+            jobs waiting, then idle ones, each group by name.
+    """
+
+    total: int
+    failing: int
+    running: int
+    queues: list[QueueStatus]
+
+
+@dataclasses.dataclass(frozen=True)
+class Activity:
+    """Jobs done and failed per time bucket, from ``since`` on.
+
+    ``done[i]`` and ``failed[i]`` count bucket ``i``, which starts at
+    ``since + i * bucket`` (epoch seconds). A failure is a job whose last attempt
+    failed, counted once, when that attempt started.
+    """
+
+    since: float
+    bucket: float  # seconds
+    done: list[int]
+    failed: list[int]
+
+
+QUEUE_PAGE_GROUPS = ("failing", "running")  # the groups queue_page(only=...) can select
 
 
 @dataclasses.dataclass
@@ -177,6 +214,24 @@ class Backend(Protocol):
         """Delete this scope's done jobs finished before ``done_before``; return how many."""
         ...
 
+    # -- dashboard reads: bounded reads for looking at a large scope ------------
+
+    def queue_page(self, scope: str, now: float, *, search: str | None = None,
+                   only: str | None = None, limit: int = 50, offset: int = 0) -> QueuePage:
+        """A page of this scope's queues whose name contains ``search`` (any case), failing
+        first; ``only`` ("failing" or "running") keeps one group."""
+        ...
+
+    def pending_jobs(self, scope: str, queue: str, now: float, *, limit: int = 100,
+                     offset: int = 0) -> list[Job]:
+        """A queue's pending jobs (not the running one) in the order they will run."""
+        ...
+
+    def job_activity(self, scope: str, now: float, *, since: float,
+                     bucket: float) -> Activity:
+        """Jobs done and failed per ``bucket`` seconds from ``since`` up to ``now``."""
+        ...
+
     def close(self) -> None:
         """Close this thread's connection (other threads close theirs at exit)."""
         ...
@@ -197,3 +252,23 @@ def safe_delay(backoff: BackoffFunction, job: Job) -> float:
         return backoff(job)
     except Exception:
         return default_backoff(job)
+def queue_page_rank(only: str | None) -> int | None:
+    """The rank of queue_page's ``only`` group in its queries (None: every queue)."""
+    if only is None:
+        return None
+    if only not in QUEUE_PAGE_GROUPS:
+        raise InvalidJobError("only", f"expected one of {', '.join(QUEUE_PAGE_GROUPS)}, "
+                              f"got {only!r}")
+    return QUEUE_PAGE_GROUPS.index(only)
+
+
+def activity(since: float, now: float, bucket: float, done: list[tuple[int, int]],
+             failed: list[tuple[int, int]]) -> Activity:
+    """An Activity from (bucket index, count) rows, the buckets up to ``now`` all present."""
+    size = max(1, int((now - since) // bucket) + 1)
+    counts = ([0] * size, [0] * size)
+    for column, rows in zip(counts, (done, failed), strict=True):
+        for index, n in rows:
+            if 0 <= index < size:
+                column[index] += int(n)
+    return Activity(since=since, bucket=bucket, done=counts[0], failed=counts[1])

@@ -257,8 +257,25 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    """Serve the web dashboard until SIGINT or SIGTERM; print its address first."""
+    from .. import dashboard
+
+    with open_queue(args) as q:
+        server = dashboard.make_server(q, host=args.host, port=args.port,
+                                       read_only=args.read_only, token=args.token,
+                                       refresh=args.refresh)
+        mode = " (read-only)" if args.read_only else ""
+        hint = "?token=..." if args.token else ""
+        print(f"dashboard of {q.backend.location} scope {q.scope!r}{mode} at "
+              f"{server.url}{hint} (Ctrl-C stops it)", flush=True)
+        dashboard.serve_until_signal(server)
+    return 0
+
+
 COMMANDS: dict[str, Command] = {
     "migrate": cmd_migrate, "enqueue": cmd_enqueue, "worker": cmd_worker,
     "jobs": cmd_jobs, "job": cmd_job, "queues": cmd_queues, "stats": cmd_stats,
     "retry": cmd_retry, "cancel": cmd_cancel, "prune": cmd_prune, "backup": cmd_backup,
+    "dashboard": cmd_dashboard,
 }

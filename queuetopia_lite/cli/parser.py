@@ -13,6 +13,7 @@ from ..job import JobState
 
 PROG = "queuetopia-lite"
 DB_ENV = "QUEUETOPIA_DB"
+TOKEN_ENV = "QUEUETOPIA_DASHBOARD_TOKEN"
 
 _UNITS = {"s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _DURATION = re.compile(r"\s*([0-9]*\.?[0-9]+)\s*(s|m|min|h|d|w)?\s*", re.IGNORECASE)
@@ -87,6 +88,14 @@ def positive(text: str) -> int:
     value = count(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def port(text: str) -> int:
+    """A TCP port, 0 to 65535 (0: the system picks a free one)."""
+    value = count(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {value}")
     return value
 
 
@@ -169,6 +178,18 @@ def build() -> Parser:
     p = command("prune", "delete done jobs finished longer ago than DURATION")
     p.add_argument("--older-than", type=duration, required=True, metavar="DURATION",
                    help="e.g. 7d, 12h, 30m, 90s or plain seconds")
+
+    p = command("dashboard", "serve a web dashboard of the queues until SIGINT or SIGTERM")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default: 127.0.0.1; any other needs --token)")
+    p.add_argument("--port", type=port, default=8765, help="TCP port (default: 8765; 0: any "
+                   "free one)")
+    p.add_argument("--read-only", action="store_true", help="no retry or cancel buttons")
+    p.add_argument("--token", default=os.environ.get(TOKEN_ENV) or None, metavar="SECRET",
+                   help=f"a secret every request must carry (default: ${TOKEN_ENV}); needed "
+                   "for a non-loopback --host")
+    p.add_argument("--refresh", type=duration, default=5.0, metavar="DURATION",
+                   help="how often pages refresh themselves (default: 5 s; 0: never)")
 
     p = command("backup", "copy the live database to PATH (online backup; safe while "
                 "workers run)")

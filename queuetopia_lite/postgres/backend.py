@@ -7,14 +7,18 @@ from typing import Any, Callable, Collection, Sequence
 
 from .. import sql
 from ..backend import (
+    Activity,
     BackoffFunction,
     Claim,
     Failure,
     NewJob,
     Outcome,
+    QueuePage,
     Release,
     StepResult,
+    activity,
     default_backoff,
+    queue_page_rank,
 )
 from ..errors import DatabaseError, JobNotFoundError, JobStateError, check_schema_version
 from ..job import Job, JobState, QueueStatus
@@ -319,6 +323,43 @@ class PostgresBackend:
             run(cur, self._q["prune_queues"], {"scope": scope, "before": before})
             return deleted
         return self._db.write(body)
+
+    # -- dashboard reads ------------------------------------------------------
+
+    def queue_page(self, scope: str, now: float, *, search: str | None = None,
+                   only: str | None = None, limit: int = 50, offset: int = 0) -> QueuePage:
+        """A page of queues whose name contains ``search``, failing first."""
+        now += self._offset()
+        args = {"scope": scope, "search": search or None, "rank": queue_page_rank(only),
+                "limit": limit, "offset": offset}
+
+        def body(cur: Cursor) -> QueuePage:
+            # Two reads in autocommit: the counts may be a moment apart from the page.
+            total, failing, running = run(cur, self._q["queue_page_counts"], args)[0]
+            rows = run(cur, self._q["queue_page"], args)
+            return QueuePage(total=total, failing=failing, running=running,
+                             queues=[queue_status_from_row(row, now) for row in rows])
+        return self._db.read(body)
+
+    def pending_jobs(self, scope: str, queue: str, now: float, *, limit: int = 100,
+                     offset: int = 0) -> list[Job]:
+        """A queue's pending jobs in the order they will run."""
+        now += self._offset()
+        args = {"scope": scope, "queue": queue, "limit": limit, "offset": offset}
+        rows = self._db.read(lambda cur: run(cur, self._q["pending_jobs"], args))
+        return [job_from_row(row, now) for row in rows]
+
+    def job_activity(self, scope: str, now: float, *, since: float,
+                     bucket: float) -> Activity:
+        """Jobs done and failed per ``bucket`` seconds from ``since`` up to ``now``."""
+        offset = self._offset()
+        args = {"scope": scope, "since": since + offset, "bucket": bucket}
+
+        def body(cur: Cursor) -> Activity:
+            done = run(cur, self._q["done_per_bucket"], args)
+            failed = run(cur, self._q["failed_per_bucket"], args)
+            return activity(since, now, bucket, done, failed)
+        return self._db.read(body)
 
     def close(self) -> None:
         """Stop the listener and close every connection of this process."""

@@ -178,3 +178,57 @@ WITH n AS (
     SELECT pg_notify(%(channel)s, %(scope)s)  -- delivered at commit, once a transaction
 )
 SELECT ins.* FROM ins, announce;
+
+-- Dashboard reads (queue_page, pending_jobs, job_activity): reads only, each bounded by
+-- a page or a time window, so a 100,000-queue scope stays cheap to look at.
+
+-- name: queue_page_counts
+-- How many queues match the search; of them, how many are failing (unlocked, head
+-- failed: blocked or about to retry) and how many are running (locked).
+SELECT count(*), count(*) FILTER (WHERE lock_token IS NULL AND blocked_since IS NOT NULL),
+       count(*) FILTER (WHERE lock_token IS NOT NULL)
+FROM {schema}.qt_queues
+WHERE scope = %(scope)s
+  AND (%(search)s::text IS NULL OR strpos(lower(queue), lower(%(search)s::text)) > 0);
+
+-- name: queue_page
+-- One page of queues, failing first, then running, then those with work, then idle ones,
+-- each group by name; the pending count is read for the page's rows only.
+SELECT q.queue, q.ready_at, q.blocked_since, q.hold_until, q.lock_token,
+       q.locked_by, q.locked_until,
+       (SELECT count(*) FROM {schema}.qt_jobs j
+        WHERE j.scope = q.scope AND j.queue = q.queue AND j.status = 'pending') AS pending,
+       {head_job_columns}
+FROM (SELECT *, CASE WHEN lock_token IS NULL AND blocked_since IS NOT NULL THEN 0
+                     WHEN lock_token IS NOT NULL THEN 1
+                     WHEN head_id IS NOT NULL THEN 2 ELSE 3 END AS rank
+      FROM {schema}.qt_queues
+      WHERE scope = %(scope)s
+        AND (%(search)s::text IS NULL OR strpos(lower(queue), lower(%(search)s::text)) > 0)
+     ) q
+LEFT JOIN {schema}.qt_jobs h ON h.scope = q.scope AND h.id = q.head_id
+WHERE %(rank)s::integer IS NULL OR q.rank = %(rank)s::integer
+ORDER BY q.rank, q.queue COLLATE "C"
+LIMIT %(limit)s OFFSET %(offset)s;
+
+-- name: pending_jobs
+-- A queue's pending jobs in the order they will run (the head index).
+SELECT {job_columns} FROM {schema}.qt_jobs
+WHERE scope = %(scope)s AND queue = %(queue)s AND status = 'pending'
+ORDER BY scheduled_at, id
+LIMIT %(limit)s OFFSET %(offset)s;
+
+-- name: done_per_bucket
+SELECT floor((done_at - %(since)s) / %(bucket)s)::integer AS bucket, count(*)
+FROM {schema}.qt_jobs
+WHERE scope = %(scope)s AND status = 'done' AND done_at >= %(since)s
+GROUP BY bucket;
+
+-- name: failed_per_bucket
+-- Jobs whose last attempt failed, by the time that attempt started (a job that failed
+-- several times in the window counts once, at its last attempt).
+SELECT floor((attempted_at - %(since)s) / %(bucket)s)::integer AS bucket, count(*)
+FROM {schema}.qt_jobs
+WHERE scope = %(scope)s AND status IN ('pending', 'failed') AND error IS NOT NULL
+  AND attempted_at >= %(since)s
+GROUP BY bucket;

@@ -8,7 +8,18 @@ from typing import Any, Collection, Sequence
 import apsw
 
 from .. import sql
-from ..backend import BackoffFunction, Claim, NewJob, Outcome, StepResult, safe_delay
+from ..backend import (
+    Activity,
+    BackoffFunction,
+    Claim,
+    NewJob,
+    Outcome,
+    QueuePage,
+    StepResult,
+    activity,
+    queue_page_rank,
+    safe_delay,
+)
 from ..errors import DatabaseError, JobStateError, check_schema_version
 from ..job import Job, JobState, QueueStatus
 from ..rows import JOB_COLUMNS, job_from_row, state_filter_sql
@@ -195,10 +206,19 @@ class SQLiteBackend:
 
     def count_jobs(self, scope: str, now: float) -> dict[JobState, int]:
         """How many jobs of this scope are in each state."""
+        def body(conn: apsw.Connection) -> dict[str, int]:
+            with conn:  # one snapshot for the four counts
+                rows = run(conn, "count_jobs", {"scope": scope, "now": now})
+            return {part: n for _status, part, n in rows if n}
+        parts = self._conns.read(body)
         counts = dict.fromkeys(JobState, 0)
-        rows = self._conns.read(lambda conn: run(conn, "count_jobs", {"scope": scope, "now": now}))
-        for _status, state, n in rows:
-            counts[JobState(state)] += n
+        for state in (JobState.DONE, JobState.RUNNING, JobState.FAILED, JobState.CANCELLED):
+            counts[state] = parts.get(state.value, 0)
+        retrying_later = parts.get("retrying-later", 0)  # scheduled_at > now, yet retrying
+        counts[JobState.RETRYING] = parts.get("retrying", 0) + retrying_later
+        counts[JobState.SCHEDULED] = parts.get("later", 0) - retrying_later
+        counts[JobState.AVAILABLE] = (parts.get("pending", 0) - counts[JobState.RETRYING]
+                                      - counts[JobState.SCHEDULED])
         return counts
 
     def queue_statuses(self, scope: str, now: float, queue: str | None = None) -> list[QueueStatus]:
@@ -240,6 +260,41 @@ class SQLiteBackend:
             run(conn, "prune_queues", {"scope": scope, "before": done_before})
             return deleted
         return self._conns.write(body)
+
+    # -- dashboard reads ------------------------------------------------------
+
+    def queue_page(self, scope: str, now: float, *, search: str | None = None,
+                   only: str | None = None, limit: int = 50, offset: int = 0) -> QueuePage:
+        """A page of queues whose name contains ``search``, failing first."""
+        args = {"scope": scope, "search": search or None, "rank": queue_page_rank(only),
+                "limit": limit, "offset": offset}
+
+        def body(conn: apsw.Connection) -> QueuePage:
+            with conn:  # one read transaction: the counts and the page agree
+                total, failing, running = run(conn, "queue_page_counts", args, one=True)
+                rows = run(conn, "queue_page", args)
+            return QueuePage(total=total, failing=failing, running=running,
+                             queues=[queue_status_from_row(row, now) for row in rows])
+        return self._conns.read(body)
+
+    def pending_jobs(self, scope: str, queue: str, now: float, *, limit: int = 100,
+                     offset: int = 0) -> list[Job]:
+        """A queue's pending jobs in the order they will run."""
+        args = {"scope": scope, "queue": queue, "limit": limit, "offset": offset}
+        return self._conns.read(
+            lambda conn: [job_from_row(row, now) for row in run(conn, "pending_jobs", args)])
+
+    def job_activity(self, scope: str, now: float, *, since: float,
+                     bucket: float) -> Activity:
+        """Jobs done and failed per ``bucket`` seconds from ``since`` up to ``now``."""
+        args = {"scope": scope, "since": since, "bucket": bucket}
+
+        def body(conn: apsw.Connection) -> Activity:
+            with conn:
+                done = run(conn, "done_per_bucket", args)
+                failed = run(conn, "failed_per_bucket", args)
+            return activity(since, now, bucket, done, failed)
+        return self._conns.read(body)
 
     def backup(self, destination: str | os.PathLike[str]) -> None:
         """Copy the database to ``destination`` as one consistent snapshot (online backup)."""

@@ -116,13 +116,24 @@ WHERE q.scope = :scope AND (:queue IS NULL OR q.queue = :queue)
 ORDER BY q.queue;
 
 -- name: count_jobs
-SELECT status,
-       CASE WHEN status <> 'pending' THEN status
-            WHEN next_attempt_at > :now THEN 'retrying'
-            WHEN scheduled_at > :now THEN 'scheduled'
-            ELSE 'available' END AS state,
-       count(*)
-FROM qt_jobs WHERE scope = :scope GROUP BY 1, 2;
+-- Done and pending jobs are counted on their partial indexes (no table read); only the
+-- rest (running, failed, cancelled, and pending jobs waiting for a retry) needs a pass
+-- over the rows, without sorting them. Rows: (status, part, count); backend.py turns the
+-- parts into states (a pending job waiting for a retry counts as retrying, whatever its
+-- scheduled_at).
+SELECT 'done', 'done', count(*) FROM qt_jobs WHERE scope = :scope AND status = 'done'
+UNION ALL
+SELECT 'pending', 'pending', count(*) FROM qt_jobs WHERE scope = :scope AND status = 'pending'
+UNION ALL
+SELECT 'pending', 'later', count(*) FROM qt_jobs
+WHERE scope = :scope AND status = 'pending' AND scheduled_at > :now
+UNION ALL
+SELECT status, CASE WHEN status <> 'pending' THEN status
+                    WHEN scheduled_at > :now THEN 'retrying-later'
+                    ELSE 'retrying' END, count(*)
+FROM qt_jobs
+WHERE scope = :scope AND status <> 'done' AND (status <> 'pending' OR next_attempt_at > :now)
+GROUP BY 1, 2;
 
 -- name: retry_job
 UPDATE qt_jobs
@@ -148,3 +159,52 @@ WHERE scope = :scope AND status = 'done' AND done_at < :before
 DELETE FROM qt_queues
 WHERE scope = :scope AND head_id IS NULL AND lock_token IS NULL
   AND (hold_until IS NULL OR hold_until < :before);
+
+-- Dashboard reads (queue_page, pending_jobs, job_activity): reads only, each bounded by
+-- a page or a time window, so a 100,000-queue scope stays cheap to look at.
+
+-- name: queue_page_counts
+-- How many queues match the search; of them, how many are failing (unlocked, head
+-- failed: blocked or about to retry) and how many are running (locked).
+SELECT count(*), coalesce(sum(lock_token IS NULL AND blocked_since IS NOT NULL), 0),
+       coalesce(sum(lock_token IS NOT NULL), 0)
+FROM qt_queues
+WHERE scope = :scope AND (:search IS NULL OR instr(lower(queue), lower(:search)) > 0);
+
+-- name: queue_page
+-- One page of queues, failing first, then running, then those with work, then idle ones,
+-- each group by name; the pending count is read for the page's rows only.
+SELECT q.queue, q.ready_at, q.blocked_since, q.hold_until, q.lock_token,
+       q.locked_by, q.locked_until,
+       (SELECT count(*) FROM qt_jobs j
+        WHERE j.scope = q.scope AND j.queue = q.queue AND j.status = 'pending') AS pending,
+       {head_job_columns}
+FROM (SELECT *, CASE WHEN lock_token IS NULL AND blocked_since IS NOT NULL THEN 0
+                     WHEN lock_token IS NOT NULL THEN 1
+                     WHEN head_id IS NOT NULL THEN 2 ELSE 3 END AS rank
+      FROM qt_queues
+      WHERE scope = :scope AND (:search IS NULL OR instr(lower(queue), lower(:search)) > 0)) q
+LEFT JOIN qt_jobs h ON h.scope = q.scope AND h.id = q.head_id
+WHERE :rank IS NULL OR q.rank = :rank
+ORDER BY q.rank, q.queue
+LIMIT :limit OFFSET :offset;
+
+-- name: pending_jobs
+-- A queue's pending jobs in the order they will run (the head index).
+SELECT {job_columns} FROM qt_jobs
+WHERE scope = :scope AND queue = :queue AND status = 'pending'
+ORDER BY scheduled_at, id
+LIMIT :limit OFFSET :offset;
+
+-- name: done_per_bucket
+SELECT CAST((done_at - :since) / :bucket AS INTEGER) AS bucket, count(*) FROM qt_jobs
+WHERE scope = :scope AND status = 'done' AND done_at >= :since
+GROUP BY bucket;
+
+-- name: failed_per_bucket
+-- Jobs whose last attempt failed, by the time that attempt started (a job that failed
+-- several times in the window counts once, at its last attempt).
+SELECT CAST((attempted_at - :since) / :bucket AS INTEGER) AS bucket, count(*) FROM qt_jobs
+WHERE scope = :scope AND status IN ('pending', 'failed') AND error IS NOT NULL
+  AND attempted_at >= :since
+GROUP BY bucket;

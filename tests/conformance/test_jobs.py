@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 from queuetopia_lite import Backend, JobState
 
-from .helpers import SCOPE, T0, new
+from .helpers import SCOPE, T0, claim, fail, new, succeed
 
 
 def test_insert_returns_stored_jobs_with_every_field(backend: Backend) -> None:
@@ -86,6 +86,26 @@ def test_count_jobs_by_state(backend: Backend) -> None:
     assert counts[JobState.SCHEDULED] == 1
     assert counts[JobState.FAILED] == 1
     assert sum(counts.values()) == 3
+
+
+def test_count_jobs_agrees_with_list_jobs_in_every_state(backend: Backend) -> None:
+    backend.insert_jobs(SCOPE, [new("done"), new("run"), new("retry"), new("cancel"),
+                                new("cancel"), new("avail"), new(max_attempts=0),
+                                new("later", scheduled_at=T0 + 60),
+                                new("skew", scheduled_at=T0 + 5)], T0)
+    claims = {c.job.queue: c for c in claim(backend, T0, n=10, lease=1000.0)}
+    succeed(backend, claims["done"], T0)
+    fail(backend, claims["retry"], T0, delay=100)
+    backend.cancel_job(SCOPE, claims["cancel"].job.id, T0)
+    (skew,) = claim(backend, T0 + 5, lease=1000.0)
+    fail(backend, skew, T0 + 5, delay=100)  # retrying, seen at T0 + 1 before its scheduled_at
+    for now in (T0 + 1, T0 + 10, T0 + 200):
+        counts = backend.count_jobs(SCOPE, now)
+        listed = {s: len(backend.list_jobs(SCOPE, now, state=s)) for s in JobState}
+        assert counts == listed, now
+    assert backend.count_jobs(SCOPE, T0 + 1) == {
+        JobState.DONE: 1, JobState.RUNNING: 2, JobState.RETRYING: 2, JobState.CANCELLED: 1,
+        JobState.AVAILABLE: 1, JobState.FAILED: 1, JobState.SCHEDULED: 1}
 
 
 def test_batch_insert_is_all_in_order(backend: Backend) -> None:
