@@ -13,7 +13,7 @@ import pytest
 
 from queuetopia_lite import DatabaseError, Queuetopia
 from queuetopia_lite.sqlite import SQLiteBackend
-from queuetopia_lite.sqlite.backend import SCHEMA_VERSION
+from queuetopia_lite.sqlite.backend import _MIGRATIONS, SCHEMA_VERSION
 from queuetopia_lite.sqlite.connection import APPLICATION_ID
 from queuetopia_lite.sqlite.transactions import Q
 
@@ -24,12 +24,14 @@ def raw(path: str) -> apsw.Connection:
     return apsw.Connection(path)
 
 
-def test_new_file_is_wal_versioned_and_marked(db_path: str) -> None:
+def test_new_file_is_wal_and_versioned_in_our_table(db_path: str) -> None:
     SQLiteBackend(db_path)
     conn = raw(db_path)
     assert conn.execute("PRAGMA journal_mode").fetchall()[0][0] == "wal"
-    assert conn.execute("PRAGMA user_version").fetchall()[0][0] == SCHEMA_VERSION
-    assert conn.execute("PRAGMA application_id").fetchall()[0][0] == APPLICATION_ID
+    assert conn.execute("SELECT version FROM qt_schema").fetchall() == [(SCHEMA_VERSION,)]
+    # The header is the application's: never written.
+    assert conn.execute("PRAGMA user_version").fetchall()[0][0] == 0
+    assert conn.execute("PRAGMA application_id").fetchall()[0][0] == 0
 
 
 def test_migrate_is_idempotent_and_keeps_jobs(db_path: str) -> None:
@@ -46,18 +48,47 @@ def test_durability_sets_synchronous(db_path: str, durability: str, level: int) 
     assert conn.execute("PRAGMA synchronous").fetchall()[0][0] == level
 
 
-def test_database_of_another_application_is_refused(db_path: str) -> None:
+def test_application_database_gets_our_tables_beside_its_own(db_path: str) -> None:
     conn = raw(db_path)
-    conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY)")
-    conn.close()
-    with pytest.raises(DatabaseError, match="another application") as info:
+    conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT);"
+                 "INSERT INTO customers VALUES (42, 'Ada');"
+                 "PRAGMA user_version = 7; PRAGMA application_id = 1234")
+    backend = SQLiteBackend(db_path)
+    backend.insert_jobs(SCOPE, [new()], T0)
+    assert conn.execute("SELECT * FROM customers").fetchall() == [(42, "Ada")]
+    assert conn.execute("PRAGMA user_version").fetchall()[0][0] == 7
+    assert conn.execute("PRAGMA application_id").fetchall()[0][0] == 1234
+    assert len(SQLiteBackend(db_path).list_jobs(SCOPE, T0)) == 1
+
+
+def test_tables_with_our_names_but_not_ours_are_refused(db_path: str) -> None:
+    raw(db_path).execute("CREATE TABLE qt_jobs (id INTEGER PRIMARY KEY, what TEXT)")
+    with pytest.raises(DatabaseError, match="not queuetopia_lite's") as info:
         SQLiteBackend(db_path)
-    assert db_path in str(info.value)
+    assert db_path in str(info.value) and not info.value.retryable
+
+
+def test_version_1_file_is_migrated_with_its_jobs(db_path: str) -> None:
+    # A file as version 1 made it: step_1, then its mark and version in the header.
+    conn = raw(db_path)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute(_MIGRATIONS["step_1"])
+    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = 1")
+    conn.execute(Q["insert_job_row"], (SCOPE, "q", "act", "{}", T0, 60.0, 10.0, 3, "pending", T0))
+    conn.execute(Q["offer_head"], {"scope": SCOPE, "queue": "q", "id": 1, "scheduled_at": T0,
+                                   "now": T0})
+    backend = SQLiteBackend(db_path)
+    assert conn.execute("SELECT version FROM qt_schema").fetchall() == [(SCHEMA_VERSION,)]
+    # An older queuetopia_lite reads the header: it must now refuse the file.
+    assert conn.execute("PRAGMA user_version").fetchall()[0][0] == 0
+    assert conn.execute("PRAGMA application_id").fetchall()[0][0] == 0
+    (claimed,) = claim(backend, T0)
+    assert claimed.job.id == 1
 
 
 def test_newer_schema_is_refused(db_path: str) -> None:
     SQLiteBackend(db_path)
-    raw(db_path).execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    raw(db_path).execute(f"UPDATE qt_schema SET version = {SCHEMA_VERSION + 1}")
     with pytest.raises(DatabaseError, match="newer"):
         SQLiteBackend(db_path)
 
