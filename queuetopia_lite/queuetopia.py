@@ -24,15 +24,19 @@ DEFAULT_JOB_RETENTION = 7 * 86400.0  # seconds
 
 
 def open_backend(target: str | os.PathLike[str] | Backend, *, durability: str = "full",
-                 migrate: bool = True) -> Backend:
+                 migrate: bool = True, driver: str | None = None) -> Backend:
     """A backend for a SQLite path, a ``postgresql://`` URL, or a Backend as is."""
     if isinstance(target, Backend):
+        if driver is not None:
+            raise InvalidJobError("driver", "give it to the backend you pass, not to Queuetopia")
         return target
     if isinstance(target, str) and target.startswith(("postgresql://", "postgres://")):
         try:
             from .postgres import PostgresBackend
         except ImportError as exc:  # its message names the package to install
             raise InvalidJobError("database", str(exc)) from exc
+        if driver is not None:
+            raise InvalidJobError("driver", "a SQLite option (Postgres is reached through psycopg)")
         backend: Backend = PostgresBackend(target, migrate=migrate)
         return backend
     if not isinstance(target, (str, os.PathLike)):
@@ -40,7 +44,8 @@ def open_backend(target: str | os.PathLike[str] | Backend, *, durability: str = 
                               f"got {type(target).__name__}")
     from .sqlite import SQLiteBackend
 
-    return SQLiteBackend(target, durability=durability, migrate=migrate)
+    return SQLiteBackend(target, durability=durability, migrate=migrate,
+                         driver="apsw" if driver is None else driver)
 
 
 class Queuetopia:
@@ -62,6 +67,10 @@ class Queuetopia:
         cleanup_interval: seconds between deletions of old done jobs; None: never.
         job_retention: seconds a done job is kept before the cleaner deletes it.
         migrate: create or upgrade the schema on open.
+        driver: the SQLite library: "apsw" (the default) or "sqlite3" (Python's
+            module: choose it when the application opens the same file through
+            sqlite3, SQLAlchemy or Django; one process must never open one file
+            through two SQLite libraries). SQLite only.
         clock: the wall clock, seconds since the epoch (tests inject a fake one).
     """
 
@@ -71,7 +80,7 @@ class Queuetopia:
                  lease: Duration = DEFAULT_LEASE, durability: str = "full",
                  cleanup_interval: Duration | None = None,
                  job_retention: Duration = DEFAULT_JOB_RETENTION, migrate: bool = True,
-                 clock: Callable[[], float] = time.time) -> None:
+                 driver: str | None = None, clock: Callable[[], float] = time.time) -> None:
         self.scope = check.name("scope", scope)
         self.poll_interval = check.duration("poll_interval", poll_interval, allow_zero=False)
         if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
@@ -85,7 +94,8 @@ class Queuetopia:
             raise InvalidJobError("durability", f"expected 'full' or 'normal', got {durability!r}")
         self._performer = None if performer is None else BoundPerformer(performer)
         self._clock = clock
-        self.backend = open_backend(database, durability=durability, migrate=migrate)
+        self.backend = open_backend(database, durability=durability, migrate=migrate,
+                                    driver=driver)
         self._scheduler: Scheduler | None = None
         self._scheduler_lock = threading.Lock()
 
