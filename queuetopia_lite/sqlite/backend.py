@@ -79,8 +79,9 @@ class SQLiteBackend:
         try:
             if conn.execute("PRAGMA journal_mode").fetchall()[0][0] != "wal":
                 conn.execute("PRAGMA journal_mode = WAL").fetchall()
-        except drivers.ERRORS as exc:
+        except drivers.errors() as exc:
             raise self._conns.error(exc) from exc
+        drivers.check_one_library(self.driver, self.path)  # now that our first read mapped it
 
         # An up-to-date file needs no write: opening must not wait for (or fail on) another
         # process's write lock, nor rewrite the header of a file it cannot use.
@@ -128,6 +129,8 @@ class SQLiteBackend:
 
     def insert_jobs(self, scope: str, jobs: Sequence[NewJob], now: float) -> list[Job]:
         """Store all jobs in one transaction and return them in order."""
+        # Where the application is, so is the risk of a second SQLite library.
+        drivers.check_one_library(self.driver, self.path)
         return self._conns.write(lambda conn: insert_jobs(conn, scope, jobs, now))
 
     def get_job(self, scope: str, job_id: int, now: float) -> Job | None:
@@ -259,7 +262,7 @@ class SQLiteBackend:
         target = os.fspath(destination)
         try:
             drivers.backup(self._conns.get(), target)
-        except drivers.ERRORS as exc:
+        except drivers.errors() as exc:
             raise DatabaseError(target, f"backup failed: {exc}") from exc
 
     # -- the application's transactions ---------------------------------------
@@ -273,12 +276,14 @@ class SQLiteBackend:
         cannot join (nothing is written then).
         """
         conn = adopt(connection, self.path, self.driver)
+        drivers.check_one_library(self.driver, self.path)
         return insert_in(conn, scope, jobs, now, self._conns.error)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Conn]:
         """This thread's connection in one write transaction: commit at the end,
         rollback (and re-raise) on an exception."""
+        drivers.check_one_library(self.driver, self.path)
         conn = self._conns.begin()
         try:
             yield conn
@@ -288,7 +293,7 @@ class SQLiteBackend:
             raise
         try:
             conn.execute("COMMIT")
-        except drivers.ERRORS as exc:
+        except drivers.errors() as exc:
             if drivers.in_transaction(conn):
                 conn.execute("ROLLBACK")
             raise self._conns.error(exc) from exc

@@ -93,12 +93,12 @@ class Connections:
         return held.conn
 
     def _open(self) -> Conn:
-        drivers.check_one_library(self.driver, self.path)
+        drivers.check_one_library(self.driver, self.path, opening=True)
         try:
             conn = drivers.connect(self.driver, self.path, self.busy_timeout, self.vfs)
             conn.execute(f"PRAGMA synchronous = {SYNCHRONOUS[self.durability]}")
             conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
-        except drivers.ERRORS as exc:
+        except drivers.errors() as exc:
             raise self.error(exc) from exc
         return conn
 
@@ -122,7 +122,7 @@ class Connections:
                         conn.execute("ROLLBACK")
                     raise
                 return result
-            except drivers.ERRORS as exc:
+            except drivers.errors() as exc:
                 if not drivers.is_busy(exc):
                     raise self.error(exc) from exc
                 if attempt == WRITE_RETRIES:
@@ -139,7 +139,7 @@ class Connections:
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 return conn
-            except drivers.ERRORS as exc:
+            except drivers.errors() as exc:
                 if not drivers.is_busy(exc):
                     raise self.error(exc) from exc
                 if attempt == WRITE_RETRIES:
@@ -166,7 +166,7 @@ class Connections:
         for attempt in range(WRITE_RETRIES + 1):
             try:
                 return body(self.get())
-            except drivers.ERRORS as exc:
+            except drivers.errors() as exc:
                 if not drivers.is_busy(exc):
                     raise self.error(exc) from exc
                 if attempt == WRITE_RETRIES:
@@ -193,6 +193,6 @@ class Connections:
         for conn in conns:
             try:
                 conn.close()
-            except drivers.ERRORS:
+            except drivers.errors():
                 pass
         self._local.held = None

@@ -8,22 +8,27 @@ methods), and errors are classified by SQLite's primary result code on both.
 
 Two copies of SQLite in one process do not see each other's POSIX locks (SQLite's
 "How to corrupt" page): a file must be opened through one library only, which
-``check_one_library`` enforces where this process can see it.
+``check_one_library`` enforces where this process can see it. Python's sqlite3 is
+imported only when asked for (or already imported by the application): whether
+it is loaded tells that check whether it has anything to look for.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
-import sqlite3
 import sys
-from typing import Any, Union
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Union
 
 import apsw
 
 from ..errors import InvalidJobError
 
-Conn = Union[apsw.Connection, sqlite3.Connection]
-ERRORS = (apsw.Error, sqlite3.Error)  # what either library raises
+if TYPE_CHECKING:
+    import sqlite3
+
+Conn = Union[apsw.Connection, "sqlite3.Connection"]
 DRIVERS = ("apsw", "sqlite3")
 MIN_SQLITE3 = (3, 35, 0)  # RETURNING (our statements use it)
 
@@ -41,34 +46,50 @@ _SENTENCES = {
 }
 
 
+def _loaded_sqlite3() -> ModuleType | None:
+    """Python's sqlite3 module if this process has imported it, else None."""
+    return sys.modules.get("sqlite3")
+
+
+def errors() -> tuple[type[BaseException], ...]:
+    """The exception classes of the libraries in use (for ``except``)."""
+    module = _loaded_sqlite3()
+    return (apsw.Error,) if module is None else (apsw.Error, module.Error)
+
+
 def check_driver(driver: object) -> str:
     """The driver name, checked (sqlite3 also needs a SQLite with RETURNING)."""
     if driver not in DRIVERS:
         raise InvalidJobError("driver", f"expected 'apsw' or 'sqlite3', got {driver!r}")
-    if driver == "sqlite3" and sqlite3.sqlite_version_info < MIN_SQLITE3:
-        raise InvalidJobError("driver", f"driver='sqlite3' needs SQLite >= 3.35 (RETURNING); "
-                              f"this Python links SQLite {sqlite3.sqlite_version}: "
-                              "use driver='apsw' (its own SQLite)")
+    if driver == "sqlite3":
+        module = importlib.import_module("sqlite3")
+        if module.sqlite_version_info < MIN_SQLITE3:
+            raise InvalidJobError("driver", "driver='sqlite3' needs SQLite >= 3.35 (RETURNING); "
+                                  f"this Python links SQLite {module.sqlite_version}: "
+                                  "use driver='apsw' (its own SQLite)")
     return str(driver)
 
 
 def connect(driver: str, path: str, busy_timeout: float, vfs: str | None) -> Conn:
     """A connection in autocommit mode (we write BEGIN IMMEDIATE ourselves)."""
     if driver == "sqlite3":
+        module = importlib.import_module("sqlite3")
         # check_same_thread off: each thread has its own connection anyway, and
         # close_all() closes them from whichever thread stops the backend.
-        return sqlite3.connect(path, timeout=busy_timeout, isolation_level=None,
-                               check_same_thread=False)
-    conn = apsw.Connection(path, vfs=vfs)
-    conn.set_busy_timeout(int(busy_timeout * 1000))
-    return conn
+        conn: Conn = module.connect(path, timeout=busy_timeout, isolation_level=None,
+                                    check_same_thread=False)
+        return conn
+    aconn = apsw.Connection(path, vfs=vfs)
+    aconn.set_busy_timeout(int(busy_timeout * 1000))
+    return aconn
 
 
 def driver_of(conn: object) -> str | None:
     """Which library a connection belongs to, or None for anything else."""
     if isinstance(conn, apsw.Connection):
         return "apsw"
-    if isinstance(conn, sqlite3.Connection):
+    module = _loaded_sqlite3()
+    if module is not None and isinstance(conn, module.Connection):
         return "sqlite3"
     return None
 
@@ -107,12 +128,13 @@ def filename(conn: Conn) -> str:
 def run_script(conn: Conn, text: str) -> None:
     """Run several statements (sqlite3's executescript would COMMIT first: not used)."""
     if isinstance(conn, apsw.Connection):
-        conn.execute(text)
+        conn.execute(text).fetchall()
         return
     statement = ""
+    complete = importlib.import_module("sqlite3").complete_statement
     for line in text.splitlines(keepends=True):
         statement += line
-        if sqlite3.complete_statement(statement):
+        if complete(statement):
             conn.execute(statement)
             statement = ""
     if statement.strip():
@@ -121,8 +143,8 @@ def run_script(conn: Conn, text: str) -> None:
 
 def backup(source: Conn, target: str) -> None:
     """Copy the source's main database to ``target`` in one step (one read snapshot)."""
-    if isinstance(source, sqlite3.Connection):
-        dest = sqlite3.connect(target)
+    if not isinstance(source, apsw.Connection):
+        dest = importlib.import_module("sqlite3").connect(target)
         try:
             source.backup(dest)  # pages=-1: every page in one step
         finally:
@@ -199,7 +221,7 @@ def _apsw_holds(path: str) -> bool:
     return False
 
 
-def _open_descriptors(path: str) -> int:
+def _descriptors(path: str) -> int:
     """How many file descriptors of this process are open on ``path`` (Linux /proc)."""
     try:
         target = os.stat(path)
@@ -217,25 +239,55 @@ def _open_descriptors(path: str) -> int:
     return count
 
 
-def check_one_library(driver: str, path: str) -> None:
-    """Refuse to open ``path`` through ``driver`` if another SQLite library holds it here.
+def _libraries_mapping(path: str) -> int:
+    """How many SQLite libraries of this process have ``path``'s WAL index mapped (Linux).
 
-    With sqlite3: any open apsw connection on the file (apsw lists them). With apsw:
-    on Linux, a descriptor on the file while no apsw connection is open on it belongs
-    to another library (sqlite3, SQLAlchemy, Django...). When apsw connections are
-    open too, the descriptors cannot be told apart (SQLite keeps closed connections'
-    descriptors while others hold locks), so nothing is refused then: the check
-    catches the first opening, which is when an application meets it.
+    Each library maps the first region of the ``-shm`` file once per database
+    (its connections share that mapping), from its first read on: two mappings
+    at offset 0 of that file are two libraries.
     """
-    if not os.path.exists(path):
-        return
+    try:
+        st = os.stat(path + "-shm")
+        fd = os.open("/proc/self/maps", os.O_RDONLY)
+    except OSError:
+        return 0
+    try:
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    device = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}"
+    count = 0
+    for line in b"".join(chunks).decode(errors="replace").splitlines():
+        parts = line.split(None, 5)  # address perms offset device inode path
+        if (len(parts) >= 5 and parts[4] == str(st.st_ino) and parts[3] == device
+                and int(parts[2], 16) == 0):
+            count += 1
+    return count
+
+
+def check_one_library(driver: str, path: str, *, opening: bool = False) -> None:
+    """Refuse ``path`` through ``driver`` if another SQLite library of this process has it.
+
+    With sqlite3, the other library is apsw, which lists its open connections.
+    With apsw, on Linux and only if Python's sqlite3 is loaded (else there is
+    nothing to find): two mappings of the file's WAL index are two libraries;
+    and when ``opening`` while no apsw connection is on the file, any descriptor
+    on it is another library's (when apsw connections are open, descriptors
+    cannot be told apart: SQLite keeps closed connections' descriptors while
+    others hold locks).
+    """
     if driver == "sqlite3":
         if _apsw_holds(path):
             raise InvalidJobError("driver", f"{path}: this process already has the file open "
                                   f"through apsw; {ADVICE}")
         return
-    if sys.platform.startswith("linux") and not _apsw_holds(path) and _open_descriptors(path):
-        raise InvalidJobError("driver", f"{path}: this process already has the file open "
+    if not sys.platform.startswith("linux") or _loaded_sqlite3() is None:
+        return
+    if _libraries_mapping(path) > 1 or (opening and not _apsw_holds(path)
+                                        and _descriptors(path) > 0):
+        raise InvalidJobError("driver", f"{path}: this process also has the file open "
                               f"through another SQLite library (Python's sqlite3?); {ADVICE}")
 
 

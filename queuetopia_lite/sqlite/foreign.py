@@ -35,7 +35,7 @@ def adopt(connection: object, path: str, driver: str) -> Conn:
     try:
         name = drivers.filename(conn)
         open_transaction = drivers.in_transaction(conn)
-    except drivers.ERRORS as exc:  # closed, or sqlite3's "created in another thread"
+    except drivers.errors() as exc:  # closed, or sqlite3's "created in another thread"
         raise InvalidJobError("connection", f"cannot be used: {exc}") from None
     if not name or not _same_file(name, path):
         raise InvalidJobError("connection", f"on {name or 'a temporary database'}, not on "
@@ -52,7 +52,7 @@ def insert_in(conn: Conn, scope: str, jobs: Sequence[NewJob], now: float,
     """Insert the jobs in the open transaction, all or none (a savepoint)."""
     try:
         conn.execute("SAVEPOINT qt_insert")
-    except drivers.ERRORS as exc:
+    except drivers.errors() as exc:
         raise error(exc) from exc
     try:
         created = insert_jobs(conn, scope, jobs, now)
@@ -61,9 +61,9 @@ def insert_in(conn: Conn, scope: str, jobs: Sequence[NewJob], now: float,
         try:
             conn.execute("ROLLBACK TO qt_insert")
             conn.execute("RELEASE qt_insert")
-        except drivers.ERRORS:
+        except drivers.errors():
             pass  # SQLite already rolled the whole transaction back (e.g. disk full)
-        if isinstance(exc, drivers.ERRORS):
+        if isinstance(exc, drivers.errors()):
             raise error(exc) from exc
         raise
     return created
