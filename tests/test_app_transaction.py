@@ -249,3 +249,20 @@ def test_unknown_driver_is_refused(db_path: str) -> None:
     with pytest.raises(InvalidJobError, match="'apsw' or 'sqlite3'") as info:
         Queuetopia(db_path, driver="pysqlite")
     assert info.value.field == "driver"
+
+
+@pytest.mark.parametrize("end", ["commit", "rollback"])
+def test_sqlite3_default_mode_joins_the_transaction_it_would_open(db_path: str,
+                                                                  end: str) -> None:
+    # Python's sqlite3 in its default mode opens a transaction before a write and
+    # the application ends it with commit() / rollback(): our insert is such a write.
+    q = Queuetopia(db_path, driver="sqlite3", durability="normal")
+    c = sqlite3.connect(db_path)
+    c.execute(ORDERS)
+    c.commit()
+    assert not c.in_transaction
+    job = q.create_job("a", "ok", connection=c)
+    c.execute("INSERT INTO orders (id, customer) VALUES (1, 2)")
+    getattr(c, end)()
+    assert [j.id for j in q.list_jobs()] == ([job.id] if end == "commit" else [])
+    assert len(orders(c)) == (1 if end == "commit" else 0)

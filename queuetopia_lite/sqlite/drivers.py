@@ -115,6 +115,25 @@ def in_transaction(conn: Conn) -> bool:
     return conn.in_transaction
 
 
+def begins_implicitly(conn: Conn) -> bool:
+    """Whether the connection opens a transaction by itself before a write.
+
+    Python's sqlite3 does so in its default (legacy) mode: isolation_level not None.
+    """
+    if isinstance(conn, apsw.Connection):
+        return False
+    autocommit = getattr(conn, "autocommit", -1)  # Python 3.12+; -1: legacy control
+    if autocommit is True or autocommit is False:
+        return not autocommit
+    return conn.isolation_level is not None
+
+
+def begin_implicitly(conn: Conn) -> None:
+    """Open the transaction sqlite3 would open before the application's next write."""
+    assert not isinstance(conn, apsw.Connection)
+    conn.execute(f"BEGIN {conn.isolation_level or ''}")
+
+
 def filename(conn: Conn) -> str:
     """The path of the connection's main database ('' for a temporary or in-memory one)."""
     if isinstance(conn, apsw.Connection):

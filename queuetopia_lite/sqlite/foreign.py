@@ -1,8 +1,10 @@
 """Creating jobs inside a transaction the application opened on its own SQLite connection.
 
 The connection must be of the backend's driver (one SQLite library per file),
-on the backend's file, and inside an open transaction: the jobs then commit or
-roll back with the application's own writes. We never commit or roll back a
+on the backend's file, and inside a transaction: one already open or, on a
+sqlite3 connection in its default mode (which opens a transaction before a
+write), the one sqlite3 would open before the application's next write. The
+jobs then commit or roll back with the application's own writes. We never commit or roll back a
 connection we were handed; our inserts sit in a savepoint so that a failure
 leaves the application's transaction as it was.
 """
@@ -35,12 +37,15 @@ def adopt(connection: object, path: str, driver: str) -> Conn:
     try:
         name = drivers.filename(conn)
         open_transaction = drivers.in_transaction(conn)
+        implicit = drivers.begins_implicitly(conn)
     except drivers.errors() as exc:  # closed, or sqlite3's "created in another thread"
         raise InvalidJobError("connection", f"cannot be used: {exc}") from None
     if not name or not _same_file(name, path):
         raise InvalidJobError("connection", f"on {name or 'a temporary database'}, not on "
                               f"{path}: the jobs must be in the same file as your writes")
-    if not open_transaction:
+    if not open_transaction and not implicit:
+        # In autocommit mode our insert would commit at once, apart from the
+        # application's writes: not what connection= promises.
         raise InvalidJobError("connection", "not inside a transaction: begin one first "
                               "(BEGIN IMMEDIATE), or leave connection out to store the jobs "
                               "on their own")
@@ -51,6 +56,9 @@ def insert_in(conn: Conn, scope: str, jobs: Sequence[NewJob], now: float,
               error: Callable[[BaseException], DatabaseError]) -> list[Job]:
     """Insert the jobs in the open transaction, all or none (a savepoint)."""
     try:
+        if not drivers.in_transaction(conn):
+            # Outside a transaction a savepoint would open one and its release commit it.
+            drivers.begin_implicitly(conn)
         conn.execute("SAVEPOINT qt_insert")
     except drivers.errors() as exc:
         raise error(exc) from exc
