@@ -154,8 +154,11 @@ class Queuetopia:
             raise InvalidJobError("connection", f"{type(self.backend).__name__} cannot write "
                                   "in an application's transaction")
         # No notify(): the job exists only once the application commits. The
-        # scheduler sees that commit itself (data_version on SQLite, NOTIFY on Postgres).
+        # scheduler sees that commit itself (data_version on SQLite, NOTIFY on Postgres),
+        # looking closely for a while since it is near.
         jobs: list[Job] = insert_in(connection, self.scope, new, self._clock())
+        if self._scheduler is not None:
+            self._scheduler.expect_commit()
         return jobs
 
     @contextlib.contextmanager

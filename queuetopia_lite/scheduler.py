@@ -29,6 +29,10 @@ from .running import Request, Task, TaskState, owner_name, perform
 log = logging.getLogger("queuetopia_lite")
 
 WATCH_INTERVAL = 0.005  # seconds between looks for other processes' commits
+# After a job was written in an application's transaction, its commit is near: look
+# more often for a while (a look is one PRAGMA data_version, a few microseconds).
+EXPECT_INTERVAL = 0.0002  # seconds between looks while a commit is expected
+EXPECT_TIME = 2.0  # seconds the closer watch lasts after such a write
 ERROR_PAUSE_MAX = 30.0  # seconds: the longest pause after a database error
 DRAIN_SAVE_TRIES = 5  # drain() tries to save a job's result this often before raising
 
@@ -50,6 +54,7 @@ class Scheduler:
         self._job_retention = job_retention
         self._clock = clock
         self._wake = threading.Event()
+        self._expect_until = 0.0  # time.monotonic() until which commits are watched closely
         self._stopping = threading.Event()  # stop claiming, finish what runs
         self._halt = threading.Event()  # the helper threads end
         self._lock = threading.Lock()  # guards the fields below it
@@ -114,6 +119,10 @@ class Scheduler:
     def notify(self) -> None:
         """Wake the scheduler: something may be runnable."""
         self._wake.set()
+
+    def expect_commit(self) -> None:
+        """A job was written in an application's open transaction: watch for its commit."""
+        self._expect_until = time.monotonic() + EXPECT_TIME
 
     def _spawn(self, target: Callable[[], None], name: str) -> None:
         thread = threading.Thread(target=target, name=f"queuetopia-{name}", daemon=True)
@@ -356,7 +365,8 @@ class Scheduler:
     def _watch(self) -> None:
         """Wake the scheduler when another connection commits (PRAGMA data_version)."""
         last = None
-        while not self._halt.wait(WATCH_INTERVAL):
+        while not self._halt.wait(EXPECT_INTERVAL if time.monotonic() < self._expect_until
+                                  else WATCH_INTERVAL):
             try:
                 counter = self._backend.change_counter()
             except DatabaseError:
