@@ -123,6 +123,9 @@ class SQLiteBackend:
 
     def _check_version(self) -> None:
         version = self._conns.read(self._version)
+        if version == 0:
+            raise DatabaseError(self.path, "no queuetopia_lite tables in this database "
+                                "(`queuetopia-lite migrate` adds them)", retryable=False)
         check_schema_version(self.path, version, SCHEMA_VERSION, exact=True)
 
     # -- jobs -----------------------------------------------------------------
