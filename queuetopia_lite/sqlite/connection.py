@@ -93,7 +93,16 @@ class Connections:
         return held.conn
 
     def _open(self) -> Conn:
-        drivers.check_one_library(self.driver, self.path, opening=True)
+        # The descriptor check only when we hold no connection yet: while our other
+        # threads open and close theirs, their descriptors come and go unlisted.
+        first = not self._all
+        try:
+            drivers.check_one_library(self.driver, self.path, opening=first)
+        except InvalidJobError as exc:
+            if first:
+                raise
+            # A worker thread meeting it: stop, as for any error that needs a person.
+            raise DatabaseError(self.path, exc.problem, retryable=False) from exc
         try:
             conn = drivers.connect(self.driver, self.path, self.busy_timeout, self.vfs)
             conn.execute(f"PRAGMA synchronous = {SYNCHRONOUS[self.durability]}")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import time
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Union
 
@@ -304,10 +305,25 @@ def check_one_library(driver: str, path: str, *, opening: bool = False) -> None:
         return
     if not sys.platform.startswith("linux") or _loaded_sqlite3() is None:
         return
-    if _libraries_mapping(path) > 1 or (opening and not _apsw_holds(path)
-                                        and _descriptors(path) > 0):
+    if _libraries_mapping(path) > 1 or (opening and _unlisted_descriptors(path)):
         raise InvalidJobError("driver", f"{path}: this process also has the file open "
                               f"through another SQLite library (Python's sqlite3?); {ADVICE}")
+
+
+def _unlisted_descriptors(path: str) -> bool:
+    """Descriptors on ``path`` while no apsw connection is on it, seen a few times over."""
+    # An apsw connection being opened or closed by another thread has its descriptor
+    # for a moment without being listed: a foreign library's descriptor stays.
+    for look in range(CONFIRM_LOOKS):
+        if _apsw_holds(path) or not _descriptors(path):
+            return False
+        if look < CONFIRM_LOOKS - 1:
+            time.sleep(CONFIRM_PAUSE)
+    return True
+
+
+CONFIRM_LOOKS = 3  # looks at the descriptors before calling them another library's
+CONFIRM_PAUSE = 0.01  # seconds between those looks
 
 
 ADVICE = ("two SQLite libraries on one file in one process can silently lose committed "
