@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import apsw
 import pytest
@@ -98,49 +100,62 @@ def test_outdated_schema_without_migrate_is_refused(db_path: str) -> None:
         SQLiteBackend(db_path, migrate=False)
 
 
-def test_file_that_is_not_a_database(db_path: str) -> None:
+def test_file_that_is_not_a_database(db_path: str, sqlite_driver: str) -> None:
     Path(db_path).write_bytes(b"this is a text file, not SQLite " * 100)
     with pytest.raises(DatabaseError, match="not a database") as info:
-        Queuetopia(db_path)
-    assert db_path in str(info.value)
+        Queuetopia(db_path, driver=sqlite_driver)
+    assert db_path in str(info.value) and not info.value.retryable
 
 
-def test_missing_folder_names_the_file(tmp_path: Path) -> None:
+def test_missing_folder_names_the_file(tmp_path: Path, sqlite_driver: str) -> None:
     path = os.fspath(tmp_path / "no" / "such" / "jobs.db")
     with pytest.raises(DatabaseError) as info:
-        Queuetopia(path)
-    assert path in str(info.value)
+        Queuetopia(path, driver=sqlite_driver)
+    assert path in str(info.value) and not info.value.retryable
 
 
-def test_read_only_open_flag_is_a_clear_error(db_path: str) -> None:
+def test_read_only_open_flag_is_a_clear_error(db_path: str, sqlite_driver: str) -> None:
     # Root ignores file modes, so open the file read-only through SQLite's own flag.
-    q = Queuetopia(db_path)
+    q = Queuetopia(db_path, driver=sqlite_driver)
     q.create_job("a", "x")
-    reader = SQLiteBackend(db_path)
-    reader._conns._open = lambda: apsw.Connection(  # type: ignore[method-assign]
-        db_path, flags=apsw.SQLITE_OPEN_READONLY)
+    reader = SQLiteBackend(db_path, driver=sqlite_driver)
+    if sqlite_driver == "apsw":
+        reader._conns._open = lambda: apsw.Connection(  # type: ignore[method-assign]
+            db_path, flags=apsw.SQLITE_OPEN_READONLY)
+    else:
+        reader._conns._open = lambda: sqlite3.connect(  # type: ignore[method-assign]
+            f"file:{db_path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
     reader._conns.close_all()
     with pytest.raises(DatabaseError, match="read-only") as info:
         reader.insert_jobs(SCOPE, [new()], T0)
-    assert db_path in str(info.value)
+    assert db_path in str(info.value) and not info.value.retryable
     assert len(q.list_jobs()) == 1
 
 
-def test_locked_database_gives_a_clear_error_and_stores_nothing(db_path: str) -> None:
-    backend = SQLiteBackend(db_path, busy_timeout=0.05)
-    holder = raw(db_path)
+def holder_of(path: str, driver: str) -> Any:
+    """A plain connection of the test's SQLite library (never the other one on one file)."""
+    if driver == "apsw":
+        return raw(path)
+    return sqlite3.connect(path, isolation_level=None)
+
+
+def test_locked_database_gives_a_clear_error_and_stores_nothing(db_path: str,
+                                                                sqlite_driver: str) -> None:
+    backend = SQLiteBackend(db_path, busy_timeout=0.05, driver=sqlite_driver)
+    holder = holder_of(db_path, sqlite_driver)
     holder.execute("BEGIN IMMEDIATE")
     try:
         with pytest.raises(DatabaseError, match="locked") as info:
             backend.insert_jobs(SCOPE, [new()], T0)
-        assert db_path in str(info.value)
+        assert db_path in str(info.value) and info.value.retryable
     finally:
         holder.execute("ROLLBACK")
     assert backend.list_jobs(SCOPE, T0) == []
 
 
-def test_write_waits_for_a_short_lock_instead_of_failing(db_path: str) -> None:
-    backend = SQLiteBackend(db_path, busy_timeout=5.0)
+def test_write_waits_for_a_short_lock_instead_of_failing(db_path: str,
+                                                         sqlite_driver: str) -> None:
+    backend = SQLiteBackend(db_path, busy_timeout=5.0, driver=sqlite_driver)
     code = textwrap.dedent(f"""
         import apsw, sys, time
         c = apsw.Connection({db_path!r})
@@ -177,8 +192,8 @@ def test_finding_runnable_queues_reads_an_index_not_the_jobs(db_path: str) -> No
     assert "qt_queues_ready" in due
 
 
-def test_connection_is_not_reused_after_fork(db_path: str) -> None:
-    backend = SQLiteBackend(db_path)
+def test_connection_is_not_reused_after_fork(db_path: str, sqlite_driver: str) -> None:
+    backend = SQLiteBackend(db_path, driver=sqlite_driver)
     backend.insert_jobs(SCOPE, [new()], T0)
     parent_conn = backend._conns.get()
     read_end, write_end = os.pipe()
@@ -201,10 +216,11 @@ def test_connection_is_not_reused_after_fork(db_path: str) -> None:
     assert backend._conns.get() is parent_conn
 
 
-def test_claim_works_from_many_threads_each_with_its_own_connection(db_path: str) -> None:
+def test_claim_works_from_many_threads_each_with_its_own_connection(
+        db_path: str, sqlite_driver: str) -> None:
     import threading
 
-    backend = SQLiteBackend(db_path, durability="normal")
+    backend = SQLiteBackend(db_path, durability="normal", driver=sqlite_driver)
     backend.insert_jobs(SCOPE, [new(f"q{i}") for i in range(40)], T0)
     got: list[int] = []
     lock = threading.Lock()
@@ -223,12 +239,13 @@ def test_claim_works_from_many_threads_each_with_its_own_connection(db_path: str
     assert sorted(got) == list(range(1, 41))
 
 
-def test_backup_while_workers_run_is_a_consistent_copy(tmp_path: Path) -> None:
+def test_backup_while_workers_run_is_a_consistent_copy(tmp_path: Path,
+                                                       sqlite_driver: str) -> None:
     from .conftest import wait_until
 
     done: list[int] = []
     q = Queuetopia(os.fspath(tmp_path / "live.db"), lambda job: done.append(job.id),
-                   durability="normal", max_workers=4)
+                   durability="normal", max_workers=4, driver=sqlite_driver)
     q.create_jobs([(f"q{i % 10}", "x") for i in range(500)])
     with q:
         wait_until(lambda: len(done) > 50, message="some jobs done")
