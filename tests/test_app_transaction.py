@@ -266,3 +266,14 @@ def test_sqlite3_default_mode_joins_the_transaction_it_would_open(db_path: str,
     getattr(c, end)()
     assert [j.id for j in q.list_jobs()] == ([job.id] if end == "commit" else [])
     assert len(orders(c)) == (1 if end == "commit" else 0)
+
+
+def test_sqlite3_driver_refuses_a_sqlite_without_returning(
+        db_path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Python may link an old system SQLite; our statements need RETURNING (3.35).
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 34, 1))
+    monkeypatch.setattr(sqlite3, "sqlite_version", "3.34.1")
+    with pytest.raises(InvalidJobError, match=r"3\.35.*3\.34\.1.*driver='apsw'") as info:
+        Queuetopia(db_path, driver="sqlite3")
+    assert info.value.field == "driver"
+    assert not os.path.exists(db_path)
