@@ -57,6 +57,9 @@ def plan(n: int, quick: bool) -> list[tuple[str, str, str, dict[str, Any], str |
         for where in ("in_process", "cross_process"):
             cases.append((f"latency/{where}/{d}", "latency", where,
                           {"samples": samples, "durability": d}, None))
+        for driver in ("apsw", "sqlite3"):  # create_job(connection=...), then COMMIT
+            cases.append((f"latency/after_commit/{driver}/{d}", "latency", "after_commit",
+                          {"samples": samples, "durability": d, "driver": driver}, None))
     big_jobs, big_queues = (100_000, 10_000) if quick else (1_000_000, 100_000)
     queue_jobs = big_queues  # the queue cases hold the same number of jobs: only queues vary
     for key, jobs, queues in [("jobs-small", 1000, 10), ("jobs-big", big_jobs, 10),

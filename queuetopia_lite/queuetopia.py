@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
 import time
 import types
 from datetime import timedelta
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from . import validation as check
-from .backend import Backend
+from .backend import Backend, NewJob
 from .errors import InvalidJobError, JobNotFoundError
 from .job import Job, JobState, QueueStatus
 from .performer import BoundPerformer, PerformerArg
@@ -24,15 +25,19 @@ DEFAULT_JOB_RETENTION = 7 * 86400.0  # seconds
 
 
 def open_backend(target: str | os.PathLike[str] | Backend, *, durability: str = "full",
-                 migrate: bool = True) -> Backend:
+                 migrate: bool = True, driver: str | None = None) -> Backend:
     """A backend for a SQLite path, a ``postgresql://`` URL, or a Backend as is."""
     if isinstance(target, Backend):
+        if driver is not None:
+            raise InvalidJobError("driver", "give it to the backend you pass, not to Queuetopia")
         return target
     if isinstance(target, str) and target.startswith(("postgresql://", "postgres://")):
         try:
             from .postgres import PostgresBackend
         except ImportError as exc:  # its message names the package to install
             raise InvalidJobError("database", str(exc)) from exc
+        if driver is not None:
+            raise InvalidJobError("driver", "a SQLite option (Postgres is reached through psycopg)")
         backend: Backend = PostgresBackend(target, migrate=migrate)
         return backend
     if not isinstance(target, (str, os.PathLike)):
@@ -40,7 +45,8 @@ def open_backend(target: str | os.PathLike[str] | Backend, *, durability: str = 
                               f"got {type(target).__name__}")
     from .sqlite import SQLiteBackend
 
-    return SQLiteBackend(target, durability=durability, migrate=migrate)
+    return SQLiteBackend(target, durability=durability, migrate=migrate,
+                         driver="apsw" if driver is None else driver)
 
 
 class Queuetopia:
@@ -62,6 +68,10 @@ class Queuetopia:
         cleanup_interval: seconds between deletions of old done jobs; None: never.
         job_retention: seconds a done job is kept before the cleaner deletes it.
         migrate: create or upgrade the schema on open.
+        driver: the SQLite library: "apsw" (the default) or "sqlite3" (Python's
+            module: choose it when the application opens the same file through
+            sqlite3, SQLAlchemy or Django; one process must never open one file
+            through two SQLite libraries). SQLite only.
         clock: the wall clock, seconds since the epoch (tests inject a fake one).
     """
 
@@ -71,7 +81,7 @@ class Queuetopia:
                  lease: Duration = DEFAULT_LEASE, durability: str = "full",
                  cleanup_interval: Duration | None = None,
                  job_retention: Duration = DEFAULT_JOB_RETENTION, migrate: bool = True,
-                 clock: Callable[[], float] = time.time) -> None:
+                 driver: str | None = None, clock: Callable[[], float] = time.time) -> None:
         self.scope = check.name("scope", scope)
         self.poll_interval = check.duration("poll_interval", poll_interval, allow_zero=False)
         if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
@@ -85,7 +95,8 @@ class Queuetopia:
             raise InvalidJobError("durability", f"expected 'full' or 'normal', got {durability!r}")
         self._performer = None if performer is None else BoundPerformer(performer)
         self._clock = clock
-        self.backend = open_backend(database, durability=durability, migrate=migrate)
+        self.backend = open_backend(database, durability=durability, migrate=migrate,
+                                    driver=driver)
         self._scheduler: Scheduler | None = None
         self._scheduler_lock = threading.Lock()
 
@@ -94,27 +105,36 @@ class Queuetopia:
     def create_job(self, queue: str, action: str, params: Mapping[str, Any] | None = None, *,
                    scheduled_at: Any = None, timeout: Duration | None = check.DEFAULT_TIMEOUT,
                    max_backoff: Duration = check.DEFAULT_MAX_BACKOFF,
-                   max_attempts: int = check.DEFAULT_MAX_ATTEMPTS) -> Job:
+                   max_attempts: int = check.DEFAULT_MAX_ATTEMPTS,
+                   connection: Any = None) -> Job:
         """Store a job at the end of ``queue`` and wake the scheduler.
 
         Returns the stored job. A call that returns has stored it (durably with
         durability="full"); one that raises has stored nothing.
 
+        With ``connection`` (an ``apsw.Connection`` or ``sqlite3.Connection`` on the
+        same file, or a psycopg ``Connection`` on the same database, inside a
+        transaction the application opened), the job is written in that
+        transaction: stored if and only if it commits, and started within
+        milliseconds of the commit. The application commits or rolls back.
+
         Raises:
-            InvalidJobError: a bad argument (the message names it).
+            InvalidJobError: a bad argument (the message names it), including a
+                ``connection`` that cannot be joined (nothing is written then).
             DatabaseError: the database cannot be written.
         """
         new = check.new_job(queue, action, params, scheduled_at=scheduled_at, timeout=timeout,
                             max_backoff=max_backoff, max_attempts=max_attempts)
-        (job,) = self.backend.insert_jobs(self.scope, [new], self._clock())
-        self.notify()
+        (job,) = self._insert([new], connection)
         return job
 
-    def create_jobs(self, jobs: Iterable[Any], **options: Any) -> list[Job]:
+    def create_jobs(self, jobs: Iterable[Any], *, connection: Any = None,
+                    **options: Any) -> list[Job]:
         """Store many jobs in one transaction (all or none), in the order given.
 
         Items are ``(queue, action[, params])`` tuples or dicts of create_job's
         arguments; keyword ``options`` (timeout, max_attempts...) apply to all.
+        ``connection``: as in create_job.
         """
         unknown = set(options) - {"scheduled_at", "timeout", "max_backoff", "max_attempts"}
         if unknown:
@@ -122,9 +142,47 @@ class Queuetopia:
         new = [check.batch_item(index, item, options) for index, item in enumerate(jobs)]
         if not new:
             return []
-        created = self.backend.insert_jobs(self.scope, new, self._clock())
+        return self._insert(new, connection)
+
+    def _insert(self, new: Sequence[NewJob], connection: Any) -> list[Job]:
+        if connection is None:
+            created = self.backend.insert_jobs(self.scope, new, self._clock())
+            self.notify()
+            return created
+        insert_in = getattr(self.backend, "insert_jobs_in", None)
+        if insert_in is None:
+            raise InvalidJobError("connection", f"{type(self.backend).__name__} cannot write "
+                                  "in an application's transaction")
+        # No notify(): the job exists only once the application commits. The
+        # scheduler sees that commit itself (data_version on SQLite, NOTIFY on Postgres),
+        # looking closely for a while since it is near.
+        jobs: list[Job] = insert_in(connection, self.scope, new, self._clock())
+        if self._scheduler is not None:
+            self._scheduler.expect_commit()
+        return jobs
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """The library's own connection in one write transaction, for the application's writes.
+
+        Yields an ``apsw.Connection`` (a ``sqlite3.Connection`` with driver="sqlite3",
+        a psycopg ``Connection`` on Postgres). Create jobs in it with
+        ``connection=conn``. Commits when the block ends; rolls back and re-raises
+        when it raises. The scheduler is woken after the commit. On SQLite the
+        transaction holds the file's write lock (BEGIN IMMEDIATE): keep it short.
+
+        Example:
+            with q.transaction() as conn:
+                conn.execute("INSERT INTO orders(id) VALUES (7)")
+                q.create_job("payments_7", "charge", {"order": 7}, connection=conn)
+        """
+        transaction = getattr(self.backend, "transaction", None)
+        if transaction is None:
+            raise InvalidJobError("database", f"{type(self.backend).__name__} has no "
+                                  "transaction()")
+        with transaction() as conn:
+            yield conn
         self.notify()
-        return created
 
     # -- running ------------------------------------------------------------------
 

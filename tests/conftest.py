@@ -14,12 +14,13 @@ from queuetopia_lite.sqlite import SQLiteBackend
 
 from . import pgserver
 
-BACKENDS = ["sqlite", "postgres"]
+BACKENDS = ["sqlite-apsw", "sqlite-sqlite3", "postgres"]
+SQLITE_DRIVERS = ["apsw", "sqlite3"]
 
 
-def make_sqlite_backend(tmp_path: Path) -> Backend:
+def make_sqlite_backend(tmp_path: Path, driver: str = "apsw") -> Backend:
     """A SQLite backend on a fresh file (durability normal: tests need no fsync)."""
-    return SQLiteBackend(tmp_path / "jobs.db", durability="normal")
+    return SQLiteBackend(tmp_path / "jobs.db", durability="normal", driver=driver)
 
 
 def make_postgres_backend(request: pytest.FixtureRequest) -> Backend:
@@ -30,7 +31,8 @@ def make_postgres_backend(request: pytest.FixtureRequest) -> Backend:
 
 
 BACKEND_FACTORIES: dict[str, Callable[[Path, pytest.FixtureRequest], Backend]] = {
-    "sqlite": lambda tmp_path, request: make_sqlite_backend(tmp_path),
+    "sqlite-apsw": lambda tmp_path, request: make_sqlite_backend(tmp_path, "apsw"),
+    "sqlite-sqlite3": lambda tmp_path, request: make_sqlite_backend(tmp_path, "sqlite3"),
     "postgres": lambda tmp_path, request: make_postgres_backend(request),
 }
 
@@ -41,6 +43,12 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
     made = BACKEND_FACTORIES[request.param](tmp_path, request)
     yield made
     made.close()
+
+
+@pytest.fixture(params=SQLITE_DRIVERS)
+def sqlite_driver(request: pytest.FixtureRequest) -> str:
+    """Each SQLite library in turn: apsw (the default) and Python's sqlite3."""
+    return str(request.param)
 
 
 @pytest.fixture

@@ -30,6 +30,18 @@ def test_quickstart_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert "'done', 1)" in out and "available" not in out
 
 
+def test_web_app_example_commits_the_order_with_its_job(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    code = python_block_after("### A web application (SQLite)")
+    exec(compile(code, "README web app example", "exec"), {})
+    out = capsys.readouterr().out
+    assert "charging order 1 for 9.5" in out
+    # The rolled-back order left no job.
+    assert "[('payments_customer_42', {'order_id': 1}, 'done')]" in out
+
+
 def test_demo_runs_and_shows_the_blocked_queue(tmp_path: Path) -> None:
     env = {**os.environ, "DEMO_DB": os.fspath(tmp_path / "demo.db")}
     result = subprocess.run([sys.executable, str(ROOT / "examples" / "demo.py")], env=env,

@@ -242,7 +242,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     # Load the performer first: a typo in its name must not create a database.
     performer = LoggingPerformer(load_performer(args.performer))
     opened = open_queue(args, create=True, performer=performer, max_workers=args.max_workers,
-                        poll_interval=args.poll_interval)
+                        poll_interval=args.poll_interval, driver=args.driver)
     with opened as q, StderrLogging(args.log_level):
         where = f"{q.backend.location} scope {q.scope!r}"
         if args.drain:

@@ -157,6 +157,9 @@ def build() -> Parser:
                    choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default: INFO")
     p.add_argument("--drain", action="store_true",
                    help="run the jobs due now in this thread, then exit (no timeouts)")
+    p.add_argument("--driver", choices=["apsw", "sqlite3"], default=None,
+                   help="SQLite library (default: apsw); sqlite3 when the performer's "
+                        "code opens the same file through Python's sqlite3")
 
     p = command("jobs", "list jobs, newest first", json=True)
     p.add_argument("--queue")

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from typing import Any, Callable, Collection, Sequence
+from typing import Any, Callable, Collection, Iterator, Sequence
+
+import psycopg
+from psycopg.pq import TransactionStatus
+from psycopg.rows import tuple_row
+from psycopg_pool import PoolTimeout
 
 from .. import sql
 from ..backend import (
@@ -24,7 +30,7 @@ from ..errors import DatabaseError, JobNotFoundError, JobStateError, check_schem
 from ..job import Job, JobState, QueueStatus
 from ..rows import JOB_COLUMNS, job_from_row, state_filter_sql
 from ..status import queue_status_from_row
-from . import steps
+from . import foreign, steps
 from .clock import CLOCK_TOLERANCE, DatabaseClock
 from .connection import Cursor, Database
 from .listener import Listener
@@ -77,6 +83,7 @@ class PostgresBackend:
         self._clock = DatabaseClock(self._database_time, clock_tolerance)
         self._listener: Listener | None = None
         self._listener_lock = threading.Lock()
+        self._identity: foreign.Identity | None = None
         if migrate:
             self.migrate()
         else:
@@ -139,6 +146,67 @@ class PostgresBackend:
         query, args = steps.insert_args(self._q, scope, self.channel, jobs, now + offset, offset)
         return self._db.write_first(query, args, lambda _cur, rows: steps.created_jobs(
             rows, now + offset))
+
+    def insert_jobs_in(self, connection: object, scope: str, jobs: Sequence[NewJob],
+                       now: float) -> list[Job]:
+        """Insert jobs inside the application's transaction on ``connection``.
+
+        Stored if and only if that transaction commits (its NOTIFY too); we never
+        commit or roll it back, and never retry it. Raises InvalidJobError
+        ("connection") for a connection we cannot join (nothing is written then).
+        """
+        conn = foreign.adopt(connection, self.location, self._own_identity)
+        offset = self._offset()
+        query, args = steps.insert_args(self._q, scope, self.channel, jobs, now + offset, offset)
+        try:
+            with conn.cursor(row_factory=tuple_row) as cur:
+                rows = run(cur, query, args)
+        except psycopg.Error as exc:  # the application's transaction has failed: its to end
+            raise self._db.error(exc) from exc
+        return steps.created_jobs(rows, now + offset)
+
+    def _own_identity(self, fresh: bool) -> foreign.Identity:
+        if self._identity is None or fresh:
+            self._identity = tuple(self._db.read(
+                lambda cur: run(cur, foreign.IDENTITY_QUERY, {}))[0])
+        return self._identity
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection in one transaction: committed at the end, rolled back
+        (and the exception re-raised) when the block raises."""
+        try:
+            pool = self._db.pool()
+            conn = pool.getconn()
+        except (psycopg.Error, PoolTimeout) as exc:
+            raise self._db.error(exc) from exc
+        try:
+            try:
+                conn.execute(b"BEGIN")
+            except psycopg.Error as exc:
+                raise self._db.error(exc) from exc
+            try:
+                yield conn
+            except BaseException:
+                if not conn.broken and not conn.closed:
+                    conn.execute(b"ROLLBACK")
+                raise
+            self._commit(conn)
+        finally:
+            pool.putconn(conn)
+
+    def _commit(self, conn: psycopg.Connection[Any]) -> None:
+        # A statement that failed inside the block (its error caught there) has
+        # aborted the transaction: COMMIT would quietly roll back.
+        if conn.info.transaction_status == TransactionStatus.INERROR:
+            conn.execute(b"ROLLBACK")
+            raise DatabaseError(self.location, "the transaction was rolled back: a statement "
+                                "in it failed (its error was caught inside the block)",
+                                retryable=False)
+        try:
+            conn.execute(b"COMMIT")
+        except psycopg.Error as exc:
+            raise self._db.error(exc) from exc
 
     def get_job(self, scope: str, job_id: int, now: float) -> Job | None:
         """The job with this id in this scope, or None."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from typing import Callable
 
 from ..backend import Backend, Outcome
@@ -24,7 +25,7 @@ from ..running import owner_name
 from .board import Board
 from .committer import Committer
 from .drain import Drainer
-from .helpers import HookCaller, LeaseKeeper, watch
+from .helpers import EXPECT_TIME, HookCaller, LeaseKeeper, watch
 from .runner import Runner
 
 # Heads claimed beyond the free workers. None: a claimed job shows as running, and
@@ -158,6 +159,11 @@ class Scheduler:
         """Wake the committer: something may be runnable."""
         self._check_fork()
         self._board.poke()
+
+    def expect_commit(self) -> None:
+        """A job was written in an application's open transaction: watch for its commit."""
+        self._check_fork()
+        self._board.expect_until = time.monotonic() + EXPECT_TIME
 
     def drain(self) -> int:
         """Run due jobs in this thread until none is due; return how many ran.

@@ -51,6 +51,7 @@ class Board:
         self.stopping = False  # stop claiming; the committer ends once settled
         self.exiting = False  # the committer has decided to end: it can no longer resume
         self.wake_at = math.inf  # time.monotonic() the sleeping committer wakes at
+        self.expect_until = 0.0  # time.monotonic() until which commits are watched closely
 
     def post(self, task: Task, outcome: Outcome | None) -> None:
         """A worker's event for the committer (call with the lock held)."""

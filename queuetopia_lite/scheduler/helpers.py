@@ -17,6 +17,10 @@ from .board import Board
 log = logging.getLogger("queuetopia_lite")
 
 WATCH_INTERVAL = 0.005  # seconds between looks for other processes' commits
+# After a job was written in an application's transaction, its commit is near: look
+# more often for a while (a look is one PRAGMA data_version, a few microseconds).
+EXPECT_INTERVAL = 0.0002  # seconds between looks while a commit is expected
+EXPECT_TIME = 2.0  # seconds the closer watch lasts after such a write
 
 
 class LeaseKeeper:
@@ -59,7 +63,8 @@ class LeaseKeeper:
 def watch(backend: Backend, board: Board, halt: threading.Event) -> None:
     """Poke the committer when another connection commits (thread target)."""
     last = None
-    while not halt.wait(WATCH_INTERVAL):
+    while not halt.wait(EXPECT_INTERVAL if time.monotonic() < board.expect_until
+                        else WATCH_INTERVAL):
         try:
             counter = backend.change_counter()
         except DatabaseError:

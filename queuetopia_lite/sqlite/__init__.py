@@ -1,4 +1,4 @@
-"""The SQLite backend (the default): one database file, WAL mode, through apsw."""
+"""The SQLite backend (the default): one database file, WAL mode, through apsw or sqlite3."""
 
 from .backend import SQLiteBackend
 

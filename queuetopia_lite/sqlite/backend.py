@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import Any, Collection, Sequence
-
-import apsw
+from typing import Any, Collection, Iterator, Sequence
 
 from .. import sql
 from ..backend import (
@@ -24,7 +23,10 @@ from ..errors import DatabaseError, JobStateError, check_schema_version
 from ..job import Job, JobState, QueueStatus
 from ..rows import JOB_COLUMNS, job_from_row, state_filter_sql
 from ..status import queue_status_from_row
+from . import drivers
 from .connection import APPLICATION_ID, BUSY_TIMEOUT, Connections
+from .drivers import Conn
+from .foreign import adopt, insert_in
 from .transactions import (
     claim_heads,
     expired_jobs,
@@ -36,14 +38,16 @@ from .transactions import (
     save_outcome,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _MIGRATIONS = sql.load(__package__, "migrations.sql")
 _STATE_SQL = state_filter_sql(":now")
-_FOREIGN = "a database of another application, not queuetopia_lite"
 
 
 class SQLiteBackend:
     """Jobs in one SQLite file (WAL), one connection per thread.
+
+    The file may be the application's own database: our tables (``qt_*``) sit
+    beside its tables, and our schema version lives in ``qt_schema``.
 
     Args:
         path: the database file; created with its schema if missing.
@@ -56,13 +60,18 @@ class SQLiteBackend:
             transaction is retried (a few times, then DatabaseError).
         vfs: the name of a registered SQLite VFS to open the file with (apsw.VFS
             subclasses, e.g. a shim that injects I/O errors in tests); None: the default.
+            apsw only.
+        driver: "apsw" (the default: apsw's own SQLite) or "sqlite3" (Python's
+            sqlite3 module, so an application on it shares one SQLite library
+            with the queue: see drivers.py).
     """
 
     def __init__(self, path: str | os.PathLike[str], *, durability: str = "full",
                  migrate: bool = True, busy_timeout: float = BUSY_TIMEOUT,
-                 vfs: str | None = None) -> None:
+                 vfs: str | None = None, driver: str = "apsw") -> None:
         self.path = os.fspath(path)
-        self._conns = Connections(self.path, durability, busy_timeout, vfs)
+        self._conns = Connections(self.path, durability, busy_timeout, vfs, driver)
+        self.driver = self._conns.driver
         if migrate:
             self.migrate()
         else:
@@ -82,49 +91,66 @@ class SQLiteBackend:
         try:
             if conn.execute("PRAGMA journal_mode").fetchall()[0][0] != "wal":
                 conn.execute("PRAGMA journal_mode = WAL").fetchall()
-        except apsw.Error as exc:
+        except drivers.errors() as exc:
             raise self._conns.error(exc) from exc
+        drivers.check_one_library(self.driver, self.path)  # now that our first read mapped it
 
         # An up-to-date file needs no write: opening must not wait for (or fail on) another
         # process's write lock, nor rewrite the header of a file it cannot use.
         if self._conns.read(self._version) == SCHEMA_VERSION:
             return SCHEMA_VERSION
 
-        def body(conn: apsw.Connection) -> int:
+        def body(conn: Conn) -> int:
             version = self._version(conn)
             for step in range(version + 1, SCHEMA_VERSION + 1):
-                conn.execute(_MIGRATIONS[f"step_{step}"])
-            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                drivers.run_script(conn, _MIGRATIONS[f"step_{step}"])
+            if version == 1:
+                # Version 1 marked its files in the header; the header is the
+                # application's, and an older queuetopia_lite reading user_version
+                # would take a newer schema for its own: it now sees a foreign file.
+                conn.execute("PRAGMA application_id = 0")
+                conn.execute("PRAGMA user_version = 0")
+            conn.execute(_MIGRATIONS["set_version"], {"version": SCHEMA_VERSION})
             return SCHEMA_VERSION
 
         return self._conns.write(body)
 
-    def _version(self, conn: apsw.Connection) -> int:
-        app_id: Any = conn.execute("PRAGMA application_id").fetchall()[0][0]
-        version: int = conn.execute("PRAGMA user_version").fetchall()[0][0]  # type: ignore[assignment]
-        if app_id == 0 and version == 0:
-            tables = conn.execute("SELECT count(*) FROM sqlite_schema").fetchall()[0][0]
-            if tables:
-                raise DatabaseError(self.path, _FOREIGN)
-        elif app_id != APPLICATION_ID:
-            raise DatabaseError(self.path, _FOREIGN)
+    def _version(self, conn: Conn) -> int:
+        """Our schema's version in this file (0: none yet), checked not too new."""
+        ours = [str(row[0]) for row in conn.execute(_MIGRATIONS["our_tables"]).fetchall()]
+        if "qt_schema" in ours:
+            rows: list[Any] = conn.execute(_MIGRATIONS["version"]).fetchall()
+            version = int(rows[0][0]) if rows else 0
+        elif ours:
+            # Version 1 kept its version in the header, marked with our application id.
+            app_id: Any = conn.execute("PRAGMA application_id").fetchall()[0][0]
+            if app_id != APPLICATION_ID or "qt_jobs" not in ours:
+                raise DatabaseError(self.path, f"holds tables named {', '.join(ours)} that are "
+                                    "not queuetopia_lite's (no qt_schema table)", retryable=False)
+            version = int(conn.execute("PRAGMA user_version").fetchall()[0][0])  # type: ignore[arg-type]
+        else:
+            version = 0  # a new file, or the application's database without our tables
         check_schema_version(self.path, version, SCHEMA_VERSION, exact=False)
         return version
 
     def _check_version(self) -> None:
         version = self._conns.read(self._version)
+        if version == 0:
+            raise DatabaseError(self.path, "no queuetopia_lite tables in this database "
+                                "(`queuetopia-lite migrate` adds them)", retryable=False)
         check_schema_version(self.path, version, SCHEMA_VERSION, exact=True)
 
     # -- jobs -----------------------------------------------------------------
 
     def insert_jobs(self, scope: str, jobs: Sequence[NewJob], now: float) -> list[Job]:
         """Store all jobs in one transaction and return them in order."""
+        # Where the application is, so is the risk of a second SQLite library.
+        drivers.check_one_library(self.driver, self.path)
         return self._conns.write(lambda conn: insert_jobs(conn, scope, jobs, now))
 
     def get_job(self, scope: str, job_id: int, now: float) -> Job | None:
         """The job with this id in this scope, or None."""
-        def body(conn: apsw.Connection) -> Job | None:
+        def body(conn: Conn) -> Job | None:
             row = run(conn, "get_job", {"scope": scope, "id": job_id}, one=True)
             return None if row is None else job_from_row(row, now)
         return self._conns.read(body)
@@ -159,7 +185,7 @@ class SQLiteBackend:
                 if token not in alive and job.state == JobState.RUNNING:
                     delays[token] = safe_delay(backoff, job)
 
-        def body(conn: apsw.Connection) -> StepResult:
+        def body(conn: Conn) -> StepResult:
             result = StepResult()
             for outcome in outcomes:
                 save_outcome(conn, scope, outcome, now, result)
@@ -171,19 +197,19 @@ class SQLiteBackend:
 
     def renew(self, scope: str, claims: Sequence[Claim], until: float) -> list[Claim]:
         """Extend these claims' leases to ``until``; return the claims whose lock was lost."""
-        def body(conn: apsw.Connection) -> list[Claim]:
+        def body(conn: Conn) -> list[Claim]:
             lost = []
             for c in claims:
                 run(conn, "renew_lease", {"scope": scope, "queue": c.job.queue,
                                                  "token": c.token, "until": until})
-                if conn.changes() == 0:
+                if drivers.changes(conn) == 0:
                     lost.append(c)
             return lost
         return self._conns.write(body) if claims else []
 
     def next_due(self, scope: str) -> float | None:
         """The earliest instant a queue becomes runnable or a lease ends."""
-        def body(conn: apsw.Connection) -> float | None:
+        def body(conn: Conn) -> float | None:
             args = {"scope": scope}
             times = [run(conn, "next_ready", args, one=True)[0],
                      run(conn, "next_lease_end", args, one=True)[0]]
@@ -206,8 +232,8 @@ class SQLiteBackend:
 
     def count_jobs(self, scope: str, now: float) -> dict[JobState, int]:
         """How many jobs of this scope are in each state."""
-        def body(conn: apsw.Connection) -> dict[str, int]:
-            with conn:  # one snapshot for the four counts
+        def body(conn: Conn) -> dict[str, int]:
+            with drivers.snapshot(conn):  # one snapshot for the four counts
                 rows = run(conn, "count_jobs", {"scope": scope, "now": now})
             return {part: n for _status, part, n in rows if n}
         parts = self._conns.read(body)
@@ -223,14 +249,14 @@ class SQLiteBackend:
 
     def queue_statuses(self, scope: str, now: float, queue: str | None = None) -> list[QueueStatus]:
         """Every queue of this scope with its state, sorted by name."""
-        def body(conn: apsw.Connection) -> list[QueueStatus]:
+        def body(conn: Conn) -> list[QueueStatus]:
             rows = run(conn, "queues", {"scope": scope, "queue": queue})
             return [queue_status_from_row(row, now) for row in rows]
         return self._conns.read(body)
 
     def retry_job(self, scope: str, job_id: int, now: float) -> Job:
         """Make the job runnable now, attempts kept (one more if exhausted)."""
-        def body(conn: apsw.Connection) -> Job:
+        def body(conn: Conn) -> Job:
             job = require(conn, scope, job_id, now)
             if job.state in (JobState.RUNNING, JobState.DONE):
                 raise JobStateError(f"job {job_id} is {job.state.value}: nothing to retry")
@@ -243,7 +269,7 @@ class SQLiteBackend:
 
     def cancel_job(self, scope: str, job_id: int, now: float) -> Job:
         """Mark an unfinished job cancelled; its queue moves on."""
-        def body(conn: apsw.Connection) -> Job:
+        def body(conn: Conn) -> Job:
             job = require(conn, scope, job_id, now)
             if job.state in (JobState.DONE, JobState.FAILED, JobState.CANCELLED):
                 raise JobStateError(f"job {job_id} is already {job.state.value}")
@@ -254,9 +280,9 @@ class SQLiteBackend:
 
     def prune(self, scope: str, done_before: float) -> int:
         """Delete this scope's done jobs finished before ``done_before``."""
-        def body(conn: apsw.Connection) -> int:
+        def body(conn: Conn) -> int:
             run(conn, "prune_jobs", {"scope": scope, "before": done_before})
-            deleted = conn.changes()
+            deleted = drivers.changes(conn)
             run(conn, "prune_queues", {"scope": scope, "before": done_before})
             return deleted
         return self._conns.write(body)
@@ -269,8 +295,8 @@ class SQLiteBackend:
         args = {"scope": scope, "search": search or None, "rank": queue_page_rank(only),
                 "limit": limit, "offset": offset}
 
-        def body(conn: apsw.Connection) -> QueuePage:
-            with conn:  # one read transaction: the counts and the page agree
+        def body(conn: Conn) -> QueuePage:
+            with drivers.snapshot(conn):  # one read transaction: the counts and the page agree
                 total, failing, running = run(conn, "queue_page_counts", args, one=True)
                 rows = run(conn, "queue_page", args)
             return QueuePage(total=total, failing=failing, running=running,
@@ -289,8 +315,8 @@ class SQLiteBackend:
         """Jobs done and failed per ``bucket`` seconds from ``since`` up to ``now``."""
         args = {"scope": scope, "since": since, "bucket": bucket}
 
-        def body(conn: apsw.Connection) -> Activity:
-            with conn:
+        def body(conn: Conn) -> Activity:
+            with drivers.snapshot(conn):
                 done = run(conn, "done_per_bucket", args)
                 failed = run(conn, "failed_per_bucket", args)
             return activity(since, now, bucket, done, failed)
@@ -300,16 +326,42 @@ class SQLiteBackend:
         """Copy the database to ``destination`` as one consistent snapshot (online backup)."""
         target = os.fspath(destination)
         try:
-            dest = apsw.Connection(target)
-            try:
-                # One step copies every page under one read snapshot; in WAL mode writers
-                # go on meanwhile (stepping in pieces would restart at each of their commits).
-                with dest.backup("main", self._conns.get(), "main") as copy:
-                    copy.step(-1)
-            finally:
-                dest.close()
-        except apsw.Error as exc:
+            drivers.backup(self._conns.get(), target)
+        except drivers.errors() as exc:
             raise DatabaseError(target, f"backup failed: {exc}") from exc
+
+    # -- the application's transactions ---------------------------------------
+
+    def insert_jobs_in(self, connection: object, scope: str, jobs: Sequence[NewJob],
+                       now: float) -> list[Job]:
+        """Insert jobs inside the application's open transaction on ``connection``.
+
+        They are stored if and only if that transaction commits; we never commit
+        or roll it back. Raises InvalidJobError("connection") for a connection we
+        cannot join (nothing is written then).
+        """
+        conn = adopt(connection, self.path, self.driver)
+        drivers.check_one_library(self.driver, self.path)
+        return insert_in(conn, scope, jobs, now, self._conns.error)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Conn]:
+        """This thread's connection in one write transaction: commit at the end,
+        rollback (and re-raise) on an exception."""
+        drivers.check_one_library(self.driver, self.path)
+        conn = self._conns.begin()
+        try:
+            yield conn
+        except BaseException:
+            if drivers.in_transaction(conn):
+                conn.execute("ROLLBACK")
+            raise
+        try:
+            conn.execute("COMMIT")
+        except drivers.errors() as exc:
+            if drivers.in_transaction(conn):
+                conn.execute("ROLLBACK")
+            raise self._conns.error(exc) from exc
 
     def close(self) -> None:
         """Close every connection this backend opened in this process."""

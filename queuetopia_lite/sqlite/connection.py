@@ -1,5 +1,7 @@
 """SQLite connections: one per thread, never across fork(), every write IMMEDIATE.
 
+The same on both drivers (apsw or Python's sqlite3, see drivers.py).
+
 Writes retry the whole transaction when SQLite stays busy beyond the busy
 timeout, so "database is locked" reaches nobody who only enqueued; after the
 last retry the error names the file. Errors a retry cannot fix (read-only,
@@ -15,73 +17,68 @@ import time
 import weakref
 from typing import Callable, TypeVar
 
-import apsw
-
-from ..errors import DatabaseError
+from ..errors import DatabaseError, InvalidJobError
+from . import drivers
+from .drivers import Conn
 
 T = TypeVar("T")
 
 BUSY_TIMEOUT = 5.0  # seconds SQLite itself waits for a lock
 WRITE_RETRIES = 6  # whole-transaction retries after the busy timeout ran out
 RETRY_PAUSE = 0.05  # seconds, doubled per retry, with jitter
-APPLICATION_ID = 0x51544C31  # "QTL1" in the file header marks our databases
+APPLICATION_ID = 0x51544C31  # "QTL1": how version 1 marked its files (no longer written)
 JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes of WAL kept after a checkpoint
 SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL"}
+_IN_MEMORY = ("", ":memory:")
 
 
-# Errors that waiting cannot cure: workers stop instead of retrying them forever.
-_NEEDS_A_PERSON = (apsw.ReadOnlyError, apsw.NotADBError, apsw.CorruptError, apsw.CantOpenError,
-                   apsw.PermissionsError)
+# Connections inherited through fork(): kept referenced so that no deallocation
+# closes them in the child (closing runs SQLite's last-connection checks there).
+_INHERITED: list[object] = []
 
 
-def describe(error: apsw.Error) -> str | None:
-    """A plain sentence for errors that no retry can fix, else None."""
-    if isinstance(error, apsw.ReadOnlyError):
-        return "the database is read-only (check the permissions of the file and its folder)"
-    if isinstance(error, apsw.FullError):
-        return "the disk is full: the database cannot grow"
-    if isinstance(error, apsw.NotADBError):
-        return "not a database file"
-    if isinstance(error, apsw.CorruptError):
-        return "the database file is corrupt (restore it from a backup)"
-    if isinstance(error, apsw.CantOpenError):
-        return "cannot open the database file (does its folder exist, is it writable?)"
-    if isinstance(error, apsw.IOError):
-        # apsw's message is often empty here; the extended code says which call failed.
-        number: int = getattr(error, "extendedresult", 0)
-        code = str(apsw.mapping_extended_result_codes.get(number)
-                   or apsw.mapping_result_codes.get(number, "SQLITE_IOERR"))
-        return f"disk I/O error ({code}{': ' + str(error) if str(error) else ''})"
-    if isinstance(error, apsw.PermissionsError):
-        return "permission denied"
-    return None
+class _Held:
+    """A connection in a weak set (sqlite3's connections cannot be weakly referenced)."""
+
+    __slots__ = ("__weakref__", "conn")
+
+    def __init__(self, conn: Conn) -> None:
+        self.conn = conn
 
 
 class Connections:
     """Hands each thread its own connection to one database file."""
 
     def __init__(self, path: str, durability: str, busy_timeout: float = BUSY_TIMEOUT,
-                 vfs: str | None = None) -> None:
+                 vfs: str | None = None, driver: str = "apsw") -> None:
         if durability not in SYNCHRONOUS:
-            from ..errors import InvalidJobError
-
             raise InvalidJobError("durability", f"expected 'full' or 'normal', got {durability!r}")
+        self.driver = drivers.check_driver(driver)
+        if vfs is not None and driver != "apsw":
+            raise InvalidJobError("vfs", "a VFS is an apsw feature: use driver='apsw'")
+        if path in _IN_MEMORY or path.startswith("file::memory:"):
+            # SQLite gives each connection (so each of our threads) its own empty database.
+            raise InvalidJobError("database", f"{path!r} is private to one connection and "
+                                  "this library uses one per thread: use a file (a temporary "
+                                  "one, e.g. in tempfile.mkdtemp(), for throwaway queues)")
         self.path = path
         self.durability = durability
         self.busy_timeout = busy_timeout
         self.vfs = vfs  # an apsw VFS name (e.g. a fault-injecting shim); None: SQLite's default
         self._local = threading.local()
-        self._all: weakref.WeakSet[apsw.Connection] = weakref.WeakSet()
+        # Each thread's connection, held by its thread-local slot: a thread that ends
+        # drops (and so closes) its connection.
+        self._all: weakref.WeakSet[_Held] = weakref.WeakSet()
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self._generation = 0  # bumped by close_all: older connections are closed
 
-    def get(self) -> apsw.Connection:
+    def get(self) -> Conn:
         """This thread's connection, opened on first use (and anew after fork)."""
-        conn: apsw.Connection | None = getattr(self._local, "conn", None)
+        held: _Held | None = getattr(self._local, "held", None)
         pid = os.getpid()
-        if conn is not None and self._local.key == (pid, self._generation):
-            return conn
+        if held is not None and self._local.key == (pid, self._generation):
+            return held.conn
         # A connection inherited through fork() shares file locks with the parent:
         # never touch it, not even to close it. Nor the lock: a parent's thread may
         # have held it at the fork, and the child has only this thread.
@@ -90,88 +87,124 @@ class Connections:
         with self._lock:
             if pid != self._pid:
                 self._pid = pid
+                _INHERITED.extend(self._all)
                 self._all = weakref.WeakSet()
-            conn = self._open()
-            self._all.add(conn)
-            self._local.conn = conn
+            held = _Held(self._open())
+            self._all.add(held)
+            self._local.held = held
             self._local.key = (pid, self._generation)
-        return conn
+        return held.conn
 
-    def _open(self) -> apsw.Connection:
+    def _open(self) -> Conn:
+        # The descriptor check only when we hold no connection yet: while our other
+        # threads open and close theirs, their descriptors come and go unlisted.
+        first = not self._all
         try:
-            conn = apsw.Connection(self.path, vfs=self.vfs)
-            conn.set_busy_timeout(int(self.busy_timeout * 1000))
+            drivers.check_one_library(self.driver, self.path, opening=first)
+        except InvalidJobError as exc:
+            if first:
+                raise
+            # A worker thread meeting it: stop, as for any error that needs a person.
+            raise DatabaseError(self.path, exc.problem, retryable=False) from exc
+        try:
+            conn = drivers.connect(self.driver, self.path, self.busy_timeout, self.vfs)
             conn.execute(f"PRAGMA synchronous = {SYNCHRONOUS[self.durability]}")
             conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
-        except apsw.Error as exc:
+        except drivers.errors() as exc:
             raise self.error(exc) from exc
         return conn
 
-    def error(self, exc: apsw.Error) -> DatabaseError:
-        """Wrap an apsw error as a DatabaseError naming the file."""
-        return DatabaseError(self.path, describe(exc) or f"{type(exc).__name__}: {exc}",
-                             retryable=not isinstance(exc, _NEEDS_A_PERSON))
+    def error(self, exc: BaseException) -> DatabaseError:
+        """Wrap a driver's error as a DatabaseError naming the file."""
+        return DatabaseError(self.path, drivers.describe(exc) or f"{type(exc).__name__}: {exc}",
+                             retryable=not drivers.needs_a_person(exc))
 
-    def write(self, body: Callable[[apsw.Connection], T]) -> T:
+    def write(self, body: Callable[[Conn], T]) -> T:
         """Run ``body`` in a BEGIN IMMEDIATE transaction, retrying it while busy."""
         pause = RETRY_PAUSE
         for attempt in range(WRITE_RETRIES + 1):
-            conn = self.get()
+            conn = self._idle()
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     result = body(conn)
                     conn.execute("COMMIT")
                 except BaseException:
-                    if not conn.get_autocommit():
+                    if drivers.in_transaction(conn):
                         conn.execute("ROLLBACK")
                     raise
                 return result
-            except apsw.BusyError as exc:
+            except drivers.errors() as exc:
+                if not drivers.is_busy(exc):
+                    raise self.error(exc) from exc
                 if attempt == WRITE_RETRIES:
-                    raise DatabaseError(
-                        self.path,
-                        "database is locked: another process held its write lock for too long",
-                    ) from exc
-            except apsw.Error as exc:
-                raise self.error(exc) from exc
+                    raise self._locked() from exc
             time.sleep(pause * (0.5 + random.random()))
             pause *= 2
         raise AssertionError("unreachable")
 
-    def read(self, body: Callable[[apsw.Connection], T]) -> T:
+    def begin(self) -> Conn:
+        """This thread's connection inside a new BEGIN IMMEDIATE (retried while busy)."""
+        pause = RETRY_PAUSE
+        for attempt in range(WRITE_RETRIES + 1):
+            conn = self._idle()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                return conn
+            except drivers.errors() as exc:
+                if not drivers.is_busy(exc):
+                    raise self.error(exc) from exc
+                if attempt == WRITE_RETRIES:
+                    raise self._locked() from exc
+            time.sleep(pause * (0.5 + random.random()))
+            pause *= 2
+        raise AssertionError("unreachable")
+
+    def _idle(self) -> Conn:
+        """This thread's connection, which must not be inside a transaction already."""
+        conn = self.get()
+        if drivers.in_transaction(conn):
+            raise InvalidJobError("connection", "this thread is inside q.transaction(): "
+                                  "pass connection=conn so that the write joins it")
+        return conn
+
+    def _locked(self) -> DatabaseError:
+        return DatabaseError(
+            self.path, "database is locked: another process held its write lock for too long")
+
+    def read(self, body: Callable[[Conn], T]) -> T:
         """Run ``body`` on this thread's connection (a read: no transaction needed)."""
         pause = RETRY_PAUSE
         for attempt in range(WRITE_RETRIES + 1):
             try:
                 return body(self.get())
-            except apsw.BusyError as exc:
+            except drivers.errors() as exc:
+                if not drivers.is_busy(exc):
+                    raise self.error(exc) from exc
                 if attempt == WRITE_RETRIES:
                     raise DatabaseError(self.path, "database is locked") from exc
-            except apsw.Error as exc:
-                raise self.error(exc) from exc
             time.sleep(pause * (0.5 + random.random()))
             pause *= 2
         raise AssertionError("unreachable")
 
     def close_current(self) -> None:
         """Close this thread's connection, if it has one."""
-        conn: apsw.Connection | None = getattr(self._local, "conn", None)
-        if conn is not None and self._local.key[0] == os.getpid():
-            conn.close()
-        self._local.conn = None
+        held: _Held | None = getattr(self._local, "held", None)
+        if held is not None and self._local.key[0] == os.getpid():
+            held.conn.close()
+        self._local.held = None
 
     def close_all(self) -> None:
         """Close every connection this process opened (call when no thread uses them)."""
         with self._lock:
             if os.getpid() != self._pid:
                 return  # inherited through fork(): the parent's to close
-            conns = list(self._all)
+            conns = [held.conn for held in self._all]
             self._all.clear()
             self._generation += 1
         for conn in conns:
             try:
                 conn.close()
-            except apsw.Error:
+            except drivers.errors():
                 pass
-        self._local.conn = None
+        self._local.held = None

@@ -1,4 +1,6 @@
--- Schema steps, numbered like the Postgres ones. Step N upgrades user_version N-1 to N.
+-- Schema steps, numbered like the Postgres ones. Step N upgrades version N-1 to N.
+-- The version lives in qt_schema (step 2); files made by version 1 kept it in
+-- PRAGMA user_version, which belongs to the application whose file holds the jobs.
 
 -- name: step_1
 CREATE TABLE qt_jobs (
@@ -46,3 +48,23 @@ CREATE TABLE qt_queues (
 CREATE INDEX qt_queues_ready ON qt_queues (scope, ready_at) WHERE ready_at IS NOT NULL;
 -- Finding expired leases reads only locked queues.
 CREATE INDEX qt_queues_lease ON qt_queues (scope, locked_until) WHERE locked_until IS NOT NULL;
+
+-- name: step_2
+-- Our schema version in a table of our own: PRAGMA user_version and application_id
+-- are the application's (the jobs may live in its database file, beside its tables).
+CREATE TABLE qt_schema (
+    one     INTEGER PRIMARY KEY CHECK (one = 1),  -- a single row
+    version INTEGER NOT NULL
+);
+INSERT INTO qt_schema (one, version) VALUES (1, 2);
+
+-- name: version
+SELECT version FROM qt_schema;
+
+-- name: set_version
+UPDATE qt_schema SET version = :version;
+
+-- name: our_tables
+-- Tables with our names (a file holding some but no qt_schema is not ours to touch).
+SELECT name FROM sqlite_schema WHERE type = 'table' AND name IN ('qt_schema', 'qt_jobs', 'qt_queues')
+ORDER BY name;

@@ -10,8 +10,6 @@ import json
 import secrets
 from typing import Any, Collection, NamedTuple, Sequence
 
-import apsw
-
 from .. import sql
 from ..backend import (
     Claim,
@@ -26,6 +24,7 @@ from ..backend import (
 from ..errors import JobNotFoundError
 from ..job import Job, JobState, to_datetime
 from ..rows import JOB_COLUMNS, job_from_row, job_state
+from .drivers import Conn, changes, last_insert_rowid
 
 Q = {
     name: text.format(job_columns=JOB_COLUMNS, head_job_columns=", ".join(
@@ -44,7 +43,7 @@ class QueueRow(NamedTuple):
 
 
 
-def insert_jobs(conn: apsw.Connection, scope: str, jobs: Sequence[NewJob],
+def insert_jobs(conn: Conn, scope: str, jobs: Sequence[NewJob],
                 now: float) -> list[Job]:
     """Insert jobs, then offer each queue its first new pending job as head."""
     rows = [(scope, new.queue, new.action, new.params,
@@ -54,7 +53,7 @@ def insert_jobs(conn: apsw.Connection, scope: str, jobs: Sequence[NewJob],
              "pending" if new.max_attempts > 0 else "failed", now) for new in jobs]
     conn.executemany(Q["insert_job_row"], rows)
     # One writer, one transaction: the ids are consecutive and end at the last one.
-    first_id = conn.last_insert_rowid() - len(rows) + 1
+    first_id = last_insert_rowid(conn) - len(rows) + 1
     firsts: dict[str, tuple[float, int]] = {}
     for offset, row in enumerate(rows):
         if row[8] == "pending":
@@ -79,7 +78,7 @@ def new_job_value(job_id: int, row: tuple[Any, ...], now: float) -> Job:
                created_at=to_datetime(now))  # type: ignore[arg-type]
 
 
-def save_outcome(conn: apsw.Connection, scope: str, outcome: Outcome, now: float,
+def save_outcome(conn: Conn, scope: str, outcome: Outcome, now: float,
                  result: StepResult) -> None:
     """Record one outcome, fenced by its claim's token, and release its queue."""
     claim = outcome.claim
@@ -87,7 +86,7 @@ def save_outcome(conn: apsw.Connection, scope: str, outcome: Outcome, now: float
     failed = False
     if isinstance(outcome, Success):
         run(conn, "job_succeeded", job_args)
-        saved = conn.changes() == 1
+        saved = changes(conn) == 1
     elif isinstance(outcome, Failure):
         job_args.update(error=outcome.error, next_attempt_at=outcome.next_attempt_at)
         row = run(conn, "job_failed", job_args, one=True)
@@ -128,7 +127,7 @@ def _hold(job: Job | None) -> float | None:
     return job.next_attempt_at.timestamp()
 
 
-def expired_jobs(conn: apsw.Connection, scope: str, now: float) -> list[tuple[str, Job]]:
+def expired_jobs(conn: Conn, scope: str, now: float) -> list[tuple[str, Job]]:
     """The running jobs whose lease expired, with their tokens (a read)."""
     found = []
     for _queue, token, head_id, _by in run(conn, "expired_leases", {"scope": scope, "now": now}):
@@ -138,7 +137,7 @@ def expired_jobs(conn: apsw.Connection, scope: str, now: float) -> list[tuple[st
     return found
 
 
-def recover_expired(conn: apsw.Connection, scope: str, now: float, delays: dict[str, float],
+def recover_expired(conn: Conn, scope: str, now: float, delays: dict[str, float],
                     result: StepResult, alive: Collection[str] = ()) -> None:
     """Count the attempt of every job whose lease expired as failed, and free its queue.
 
@@ -170,7 +169,7 @@ def recover_expired(conn: apsw.Connection, scope: str, now: float, delays: dict[
                  hold_until=_hold(failed_job))
 
 
-def claim_heads(conn: apsw.Connection, scope: str, now: float, limit: int, owner: str,
+def claim_heads(conn: Conn, scope: str, now: float, limit: int, owner: str,
                 until: float, result: StepResult) -> None:
     """Lock up to ``limit`` runnable queues, oldest-waiting first, and claim their heads."""
     ready = run(conn, "ready_queues", {"scope": scope, "now": now, "limit": limit})
@@ -186,7 +185,7 @@ def claim_heads(conn: apsw.Connection, scope: str, now: float, limit: int, owner
         result.claimed.append(Claim(job_from_row(row, now), token))
 
 
-def refresh_head(conn: apsw.Connection, scope: str, queue: str, now: float) -> None:
+def refresh_head(conn: Conn, scope: str, queue: str, now: float) -> None:
     """Recompute an unlocked queue's head (a locked one is recomputed at release)."""
     # A queue whose only jobs never ran (max_attempts=0) may have no row yet.
     run(conn, "ensure_queue", {"scope": scope, "queue": queue})
@@ -195,7 +194,7 @@ def refresh_head(conn: apsw.Connection, scope: str, queue: str, now: float) -> N
         set_head(conn, scope, queue, now, row, failed=False)
 
 
-def set_head(conn: apsw.Connection, scope: str, queue: str, now: float, row: QueueRow, *,
+def set_head(conn: Conn, scope: str, queue: str, now: float, row: QueueRow, *,
              failed: bool, hold_until: float | None = None) -> None:
     """Unlock the queue and point it at its first pending job."""
     head = run(conn, "next_head", {"scope": scope, "queue": queue}, one=True)
@@ -219,7 +218,7 @@ def set_head(conn: apsw.Connection, scope: str, queue: str, now: float, row: Que
     run(conn, "set_head", args)
 
 
-def run(conn: apsw.Connection, name: str, args: dict[str, Any], one: bool = False) -> Any:
+def run(conn: Conn, name: str, args: dict[str, Any], one: bool = False) -> Any:
     """Run the named query; all rows, or the first (None if none) with ``one``."""
     # Always step to the end: a half-read RETURNING statement would stay in progress.
     rows = conn.execute(Q[name], args).fetchall()
@@ -228,12 +227,12 @@ def run(conn: apsw.Connection, name: str, args: dict[str, Any], one: bool = Fals
     return rows
 
 
-def queue_row(conn: apsw.Connection, scope: str, queue: str) -> QueueRow | None:
+def queue_row(conn: Conn, scope: str, queue: str) -> QueueRow | None:
     row = run(conn, "queue_row", {"scope": scope, "queue": queue}, one=True)
     return None if row is None else QueueRow(*row)
 
 
-def require(conn: apsw.Connection, scope: str, job_id: int, now: float) -> Job:
+def require(conn: Conn, scope: str, job_id: int, now: float) -> Job:
     row = run(conn, "get_job", {"scope": scope, "id": job_id}, one=True)
     if row is None:
         raise JobNotFoundError(job_id)

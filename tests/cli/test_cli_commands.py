@@ -39,7 +39,7 @@ def block(cli: Run, db: str, queue: str = "payments", message: str = "card decli
 
 def test_migrate_creates_the_schema_and_prints_its_version(cli: Run, db: str) -> None:
     first = cli("--db", db, "migrate")
-    assert (first.code, first.out) == (0, f"schema version 1 ({db})\n")
+    assert (first.code, first.out) == (0, f"schema version 2 ({db})\n")
     again = cli("--db", db, "migrate")
     assert (again.code, again.out) == (0, first.out)
     assert Queuetopia(db, migrate=False).list_jobs() == []
@@ -331,6 +331,12 @@ def test_worker_drain_runs_due_jobs_and_logs_them(cli: Run, db: str) -> None:
     q = Queuetopia(db)
     states = {job.id: job.state for job in q.list_jobs()}
     assert states == {ok: JobState.DONE, later: JobState.SCHEDULED}
+
+
+def test_worker_on_the_sqlite3_driver(cli: Run, db: str) -> None:
+    ok = enqueue(cli, db, "q", "ok")
+    drained = cli("--db", db, "worker", "--performer", PERFORMER, "--drain", "--driver", "sqlite3")
+    assert drained.code == 0 and f"job {ok} done: q/ok" in drained.err
 
 
 def test_worker_logs_failures_with_the_next_retry(cli: Run, db: str) -> None:

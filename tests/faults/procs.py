@@ -31,8 +31,9 @@ class Line:
 class Workers:
     """Worker processes (tests/faults/worker.py) on one database; all stopped at the end."""
 
-    def __init__(self, db: str, logdir: Path) -> None:
+    def __init__(self, db: str, logdir: Path, driver: str = "apsw") -> None:
         self.db = db
+        self.driver = driver  # the SQLite library the workers open the file with
         self.logdir = logdir
         self.procs: list[subprocess.Popen[bytes]] = []
         self.killed: set[int] = set()
@@ -46,7 +47,7 @@ class Workers:
                                       os.O_WRONLY | os.O_CREAT, 0o644)
         proc = subprocess.Popen(
             [sys.executable, "-m", "tests.faults.worker", db or self.db, str(self.logdir),
-             *options], cwd=ROOT, stderr=stderr)
+             "--driver", self.driver, *options], cwd=ROOT, stderr=stderr)
         if opened is not None:
             os.close(opened)
         self.procs.append(proc)

@@ -18,7 +18,7 @@ from typing import Callable, Iterator
 import apsw
 import pytest
 
-from queuetopia_lite import DatabaseError, Job, JobState, Queuetopia
+from queuetopia_lite import DatabaseError, InvalidJobError, Job, JobState, Queuetopia
 from queuetopia_lite.backend import Claim, NewJob, Success
 from queuetopia_lite.sqlite import SQLiteBackend
 
@@ -115,9 +115,15 @@ def inject(kind: str, case_dir: Path, claimed: bool,
     raise AssertionError(f"the operation still did {kind} number {MAX_N}")
 
 
+APSW_ONLY = ("the VFS fault shim is an apsw VFS, which Python's sqlite3 cannot load: "
+             "I/O faults are injected on driver='apsw' only")
+
+
+@pytest.mark.parametrize("driver", ["apsw", pytest.param("sqlite3", marks=pytest.mark.skip(
+    reason=APSW_ONLY))])
 @pytest.mark.parametrize("kind", KINDS)
 def test_enqueue_either_stores_the_job_or_raises_and_stores_nothing(
-        kind: str, tmp_path: Path) -> None:
+        kind: str, driver: str, tmp_path: Path) -> None:
     def check(case: Case, ok: bool) -> None:
         states = case.states()
         assert case.job.id in states  # the job accepted before the fault is still there
@@ -221,3 +227,9 @@ def test_scheduler_rides_out_io_errors_and_a_full_disk(
     assert len(ran) == len(accepted)
     assert integrity(path) == "ok"
     q.close()
+
+
+def test_the_vfs_shim_cannot_be_asked_of_the_sqlite3_driver(tmp_path: Path) -> None:
+    with pytest.raises(InvalidJobError, match="use driver='apsw'") as info:
+        SQLiteBackend(tmp_path / "x.db", vfs=faultyvfs.NAME, driver="sqlite3")
+    assert info.value.field == "vfs"

@@ -1,6 +1,7 @@
 """A worker process for the fault suite; it checks the library from the outside.
 
 Usage: python -m tests.faults.worker DB LOGDIR [--max-workers N] [--lease S] [--backoff S]
+    [--driver apsw|sqlite3]
 
 Every job takes a per-queue exclusive flock (finding it held means two jobs of one
 queue ran at once: a line in LOGDIR/overlaps) and appends fsynced lines to
@@ -105,10 +106,11 @@ def main() -> None:
     parser.add_argument("--backoff", type=float, default=0.05)
     parser.add_argument("--durability", default="normal")
     parser.add_argument("--busy-timeout", type=float, default=5.0)
+    parser.add_argument("--driver", default="apsw")
     args = parser.parse_args()
     try:
         backend = SQLiteBackend(args.db, durability=args.durability,
-                                busy_timeout=args.busy_timeout)
+                                busy_timeout=args.busy_timeout, driver=args.driver)
         q = Queuetopia(backend, Checked(args.logdir, args.backoff),
                        max_workers=args.max_workers, lease=args.lease, poll_interval=3600.0)
         append(os.path.join(args.logdir, "ready"), str(os.getpid()))

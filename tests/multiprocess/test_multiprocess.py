@@ -21,7 +21,7 @@ def all_done(q: Queuetopia, count: int) -> bool:
 
 def test_four_processes_run_every_job_once_in_order_never_two_at_once(
         workers: Workers) -> None:
-    q = Queuetopia(workers.db, durability="normal")
+    q = Queuetopia(workers.db, durability="normal", driver=workers.driver)
     queues = [f"q{i}" for i in range(30)]
     q.create_jobs([(name, "ok", {"n": n}) for n in range(10) for name in queues])
     procs = [workers.start("--max-workers", "4") for _ in range(4)]
@@ -45,7 +45,7 @@ def test_four_processes_run_every_job_once_in_order_never_two_at_once(
 
 def test_killed_worker_job_runs_again_after_the_lease_before_the_next_job(
         workers: Workers) -> None:
-    q = Queuetopia(workers.db, durability="normal")
+    q = Queuetopia(workers.db, durability="normal", driver=workers.driver)
     first = q.create_job("k", "hang_once", {"n": 0})
     q.create_job("k", "ok", {"n": 1})
     victim = workers.start("--lease", "1", "--backoff", "0.1")
@@ -67,7 +67,7 @@ def test_killed_worker_job_runs_again_after_the_lease_before_the_next_job(
 
 def test_job_that_outlives_its_timeout_never_overlaps_the_next_attempt(
         workers: Workers) -> None:
-    q = Queuetopia(workers.db, durability="normal")
+    q = Queuetopia(workers.db, durability="normal", driver=workers.driver)
     slow = q.create_job("slow", "sleep", {"n": 0, "seconds": 1.5}, timeout=0.3, max_attempts=1)
     q.create_job("slow", "ok", {"n": 1})
     workers.start("--max-workers", "1", "--backoff", "0")
