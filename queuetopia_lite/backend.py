@@ -24,6 +24,7 @@ class NewJob:
     timeout: float | None
     max_backoff: float
     max_attempts: int
+    unique_key: str | None = None  # one waiting job per key and scope (SPEC 12.4)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,12 +47,27 @@ class Failure:
     """The claimed job failed: save the error and its retry time.
 
     ``keep_lock`` holds the queue (a timed-out job whose thread still runs).
+    ``give_up`` ends the job as failed now (the action raised GiveUp): no retry,
+    and its queue moves on without waiting a backoff (``next_attempt_at`` unused).
     """
 
     claim: Claim
     error: str
     next_attempt_at: float
     keep_lock: bool = False
+    give_up: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Snoozed:
+    """The claimed job asked to run again at ``until`` (it raised Snooze).
+
+    Not a failure: the job goes back to waiting at its queue's head, its attempt
+    uncounted (``attempts - 1``), its ``error`` and ``errors`` unchanged.
+    """
+
+    claim: Claim
+    until: float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,7 +77,7 @@ class Release:
     claim: Claim
 
 
-Outcome = Union[Success, Failure, Release]
+Outcome = Union[Success, Failure, Release, Snoozed]
 
 BackoffFunction = Callable[[Job], float]
 

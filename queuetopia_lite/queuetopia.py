@@ -16,7 +16,7 @@ from .errors import InvalidJobError, JobNotFoundError
 from .job import Job, JobState, QueueStatus
 from .performer import BoundPerformer, PerformerArg
 from .scheduler import Scheduler
-from .validation import Duration
+from .validation import NOT_GIVEN, Duration, NotGiven
 
 DEFAULT_POLL_INTERVAL = 60.0  # seconds
 DEFAULT_LEASE = 30.0  # seconds
@@ -84,6 +84,7 @@ class Queuetopia:
         if durability not in ("full", "normal"):
             raise InvalidJobError("durability", f"expected 'full' or 'normal', got {durability!r}")
         self._performer = None if performer is None else BoundPerformer(performer)
+        self._defaults = check.no_defaults if self._performer is None else self._performer.defaults
         self._clock = clock
         self.backend = open_backend(database, durability=durability, migrate=migrate)
         self._scheduler: Scheduler | None = None
@@ -92,20 +93,27 @@ class Queuetopia:
     # -- creating jobs ------------------------------------------------------------
 
     def create_job(self, queue: str, action: str, params: Mapping[str, Any] | None = None, *,
-                   scheduled_at: Any = None, timeout: Duration | None = check.DEFAULT_TIMEOUT,
-                   max_backoff: Duration = check.DEFAULT_MAX_BACKOFF,
-                   max_attempts: int = check.DEFAULT_MAX_ATTEMPTS) -> Job:
+                   scheduled_at: Any = None,
+                   timeout: Duration | NotGiven | None = NOT_GIVEN,
+                   max_backoff: Duration | NotGiven = NOT_GIVEN,
+                   max_attempts: int | NotGiven = NOT_GIVEN,
+                   unique_key: str | None = None) -> Job:
         """Store a job at the end of ``queue`` and wake the scheduler.
 
         Returns the stored job. A call that returns has stored it (durably with
-        durability="full"); one that raises has stored nothing.
+        durability="full"); one that raises has stored nothing. Options not given
+        take the action's defaults (``Performer.action``), else ``timeout=60.0``,
+        ``max_backoff=86400.0``, ``max_attempts=20``. With a ``unique_key`` that a
+        waiting job of this scope holds (scheduled, available or retrying), that job
+        is returned and nothing is stored.
 
         Raises:
             InvalidJobError: a bad argument (the message names it).
             DatabaseError: the database cannot be written.
         """
         new = check.new_job(queue, action, params, scheduled_at=scheduled_at, timeout=timeout,
-                            max_backoff=max_backoff, max_attempts=max_attempts)
+                            max_backoff=max_backoff, max_attempts=max_attempts,
+                            unique_key=unique_key, defaults=self._defaults)
         (job,) = self.backend.insert_jobs(self.scope, [new], self._clock())
         self.notify()
         return job
@@ -114,12 +122,15 @@ class Queuetopia:
         """Store many jobs in one transaction (all or none), in the order given.
 
         Items are ``(queue, action[, params])`` tuples or dicts of create_job's
-        arguments; keyword ``options`` (timeout, max_attempts...) apply to all.
+        arguments; keyword ``options`` (timeout, max_attempts...) apply to all. An
+        item whose ``unique_key`` is held (by a waiting job, or an earlier item of
+        this batch) is not stored: that job stands in its place in the result.
         """
         unknown = set(options) - {"scheduled_at", "timeout", "max_backoff", "max_attempts"}
         if unknown:
             raise InvalidJobError(sorted(unknown)[0], "not an option of create_jobs")
-        new = [check.batch_item(index, item, options) for index, item in enumerate(jobs)]
+        new = [check.batch_item(index, item, options, self._defaults)
+               for index, item in enumerate(jobs)]
         if not new:
             return []
         created = self.backend.insert_jobs(self.scope, new, self._clock())

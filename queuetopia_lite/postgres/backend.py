@@ -17,7 +17,7 @@ from .connection import Cursor, Database
 from .listener import Listener
 from .steps import run
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _MIGRATIONS = sql.load(__package__, "migrations.sql")
 _QUERIES = sql.load(__package__, "queries.sql")
 _STATE_SQL = state_filter_sql("%(now)s")
@@ -123,6 +123,9 @@ class PostgresBackend:
             return []
         offset = self._offset()
 
+        if any(job.unique_key is not None for job in jobs):
+            return self._db.write(lambda cur: steps.insert_unique(
+                cur, self._q, scope, self.channel, jobs, now + offset, offset))
         query, args = steps.insert_args(self._q, scope, self.channel, jobs, now + offset, offset)
         return self._db.write_first(query, args, lambda _cur, rows: steps.created_jobs(
             rows, now + offset))

@@ -24,7 +24,7 @@ from .transactions import (
     save_outcome,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 3
 _MIGRATIONS = sql.load(__package__, "migrations.sql")
 _STATE_SQL = state_filter_sql(":now")
 _FOREIGN = "a database of another application, not queuetopia_lite"

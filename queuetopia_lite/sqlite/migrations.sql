@@ -46,3 +46,23 @@ CREATE TABLE qt_queues (
 CREATE INDEX qt_queues_ready ON qt_queues (scope, ready_at) WHERE ready_at IS NOT NULL;
 -- Finding expired leases reads only locked queues.
 CREATE INDEX qt_queues_lease ON qt_queues (scope, locked_until) WHERE locked_until IS NOT NULL;
+
+-- name: step_2
+-- Reserved for the schema-version table (another branch); a no-op here.
+SELECT 1;
+
+-- name: step_3
+-- Job control (SPEC 12): each failed attempt, unique keys, periodic jobs.
+-- A JSON array of failed attempts, oldest first: {"attempt", "at", "error", "by"}; NULL: none.
+ALTER TABLE qt_jobs ADD COLUMN errors TEXT;
+ALTER TABLE qt_jobs ADD COLUMN unique_key TEXT;
+-- One waiting job (scheduled, available or retrying: status 'pending') per key and scope.
+CREATE UNIQUE INDEX qt_jobs_unique ON qt_jobs (scope, unique_key)
+    WHERE unique_key IS NOT NULL AND status = 'pending';
+-- One row a periodic definition: the last tick a job was created for (epoch seconds).
+CREATE TABLE qt_periodic (
+    scope     TEXT NOT NULL,
+    name      TEXT NOT NULL,
+    last_tick REAL NOT NULL,
+    PRIMARY KEY (scope, name)
+) WITHOUT ROWID;
