@@ -115,6 +115,15 @@ class Backend(Protocol):
         """Store all jobs in one transaction (all or none) and return them in order."""
         ...
 
+    def create_periodic_job(self, scope: str, name: str, tick: float, job: NewJob,
+                            now: float) -> Job | None:
+        """Store ``job`` if the periodic ``name``'s last tick is before ``tick``, and make
+        ``tick`` its last, in one transaction (a compare-and-set: one job per tick, however
+        many processes try). A name seen for the first time records ``tick`` and stores
+        no job. Returns the stored job, or None.
+        """
+        ...
+
     def get_job(self, scope: str, job_id: int, now: float) -> Job | None:
         """The job with this id in this scope, or None."""
         ...

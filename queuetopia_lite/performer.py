@@ -20,7 +20,12 @@ MAX_NAMED_ACTIONS = 10  # actions named in an unknown action's message
 
 @runtime_checkable
 class PerformerLike(Protocol):
-    """An object with ``perform(job)``; ``backoff`` and ``handle_failed_job`` are optional."""
+    """An object with ``perform(job)``.
+
+    Optional: ``backoff(job)``, ``handle_failed_job(job)``, ``defaults(action)`` (the
+    job options of an action; raises InvalidJobError("action") for an unknown one)
+    and ``periodics`` (periodic definitions), as ``Performer`` has them.
+    """
 
     def perform(self, job: Job) -> object:
         """Run the job: a return is success, a raise is failure."""
@@ -44,6 +49,9 @@ class Performer:
         self._actions: dict[str, Action] = {}
         self._defaults: dict[str, dict[str, Any]] = {}  # job options by action
         self._backoffs: dict[str, Backoff] = {}
+        # Periodic definitions (name, schedule, queue, action, params), adopted by every
+        # Queuetopia holding this performer: a worker's module declares them here.
+        self.periodics: list[tuple[str, Any, str, str, Mapping[str, Any] | None]] = []
 
     def action(self, name: str, *, max_attempts: Any = check.NOT_GIVEN,
                timeout: Any = check.NOT_GIVEN, max_backoff: Any = check.NOT_GIVEN,
@@ -76,6 +84,16 @@ class Performer:
         self._actions[name] = fn
         self._defaults.pop(name, None)
         self._backoffs.pop(name, None)
+
+    def periodic(self, name: str, schedule: Any, queue: str, action: str,
+                 params: Mapping[str, Any] | None = None) -> None:
+        """Declare a periodic job for every Queuetopia holding this performer.
+
+        The same as ``Queuetopia.periodic``, declared once in the module that defines
+        the actions (so ``queuetopia-lite worker --performer module:performer`` runs it).
+        Checked when a Queuetopia takes this performer.
+        """
+        self.periodics.append((name, schedule, queue, action, params))
 
     @property
     def actions(self) -> list[str]:
@@ -146,8 +164,9 @@ class BoundPerformer:
         self._backoff = getattr(performer, "backoff", None)
         self._on_failure = getattr(performer, "handle_failed_job", None)
         # A Performer knows its actions: unknown ones are refused at enqueue.
-        self.defaults: check.DefaultsFor = (
-            performer.defaults if isinstance(performer, Performer) else check.no_defaults)
+        defaults = getattr(performer, "defaults", None)
+        self.defaults: check.DefaultsFor = defaults if callable(defaults) else check.no_defaults
+        self.periodics: list[Any] = list(getattr(performer, "periodics", []))
 
     def backoff(self, job: Job) -> float:
         """Seconds before the next attempt of a job that just failed."""

@@ -15,6 +15,7 @@ from .backend import Backend
 from .errors import InvalidJobError, JobNotFoundError
 from .job import Job, JobState, QueueStatus
 from .performer import BoundPerformer, PerformerArg
+from .periodic import Periodic, PeriodicTicker, define
 from .scheduler import Scheduler
 from .validation import NOT_GIVEN, Duration, NotGiven
 
@@ -89,6 +90,11 @@ class Queuetopia:
         self.backend = open_backend(database, durability=durability, migrate=migrate)
         self._scheduler: Scheduler | None = None
         self._scheduler_lock = threading.Lock()
+        self._periodics: list[Periodic] = []
+        self._ticker = PeriodicTicker(self.backend, self.scope, self._periodics, self._clock,
+                                      lambda jobs: self.notify())
+        for definition in [] if self._performer is None else self._performer.periodics:
+            self.periodic(*definition)
 
     # -- creating jobs ------------------------------------------------------------
 
@@ -137,6 +143,25 @@ class Queuetopia:
         self.notify()
         return created
 
+    def periodic(self, name: str, schedule: str | Duration, queue: str, action: str,
+                 params: Mapping[str, Any] | None = None) -> None:
+        """Create a job in ``queue`` at every tick of ``schedule`` while this Queuetopia runs.
+
+        ``schedule`` is a 5-field cron line, in UTC (``"0 3 * * *"``), or an interval
+        in seconds or a timedelta (ticks at multiples of it since the epoch). One job
+        per tick however many processes run schedulers on the database; a tick missed
+        while none ran is created once at the next start, older missed ticks are not.
+        The first start after a definition waits for its next tick. The jobs take the
+        action's defaults; ``start``, ``run`` and ``drain`` tick.
+
+        Raises:
+            InvalidJobError: a bad argument, or ``name`` already defined here.
+        """
+        definition = define(name, schedule, queue, action, params, self._defaults)
+        if any(p.name == definition.name for p in self._periodics):
+            raise InvalidJobError("name", f"periodic {definition.name!r} is already defined")
+        self._periodics.append(definition)
+
     # -- running ------------------------------------------------------------------
 
     def _get_scheduler(self) -> Scheduler:
@@ -153,11 +178,13 @@ class Queuetopia:
             return self._scheduler
 
     def start(self) -> None:
-        """Run jobs in background threads until stop()."""
+        """Run jobs (and create periodic ones) in background threads until stop()."""
         self._get_scheduler().start()
+        self._ticker.start()
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop claiming jobs, wait for running ones and save their results."""
+        self._ticker.stop(timeout)
         if self._scheduler is not None:
             self._scheduler.stop(timeout)
 
@@ -184,6 +211,7 @@ class Queuetopia:
                 previous[sig] = signal.signal(sig, on_signal)
         scheduler = self._get_scheduler()
         scheduler.start()
+        self._ticker.start()
         try:
             while scheduler.running and not stop.wait(0.2):
                 pass
@@ -200,7 +228,10 @@ class Queuetopia:
         For scripts and tests. Job timeouts are not enforced here: a job runs
         until it returns.
         """
-        return self._get_scheduler().drain()
+        scheduler = self._get_scheduler()
+        if self._periodics:
+            self._ticker.tick()
+        return scheduler.drain()
 
     def notify(self) -> None:
         """Wake the scheduler (create_job does it itself)."""

@@ -130,6 +130,21 @@ class PostgresBackend:
         return self._db.write_first(query, args, lambda _cur, rows: steps.created_jobs(
             rows, now + offset))
 
+    def create_periodic_job(self, scope: str, name: str, tick: float, job: NewJob,
+                            now: float) -> Job | None:
+        """Store ``job`` if ``tick`` is past the periodic's last one (compare-and-set)."""
+        offset = self._offset()
+        args = {"scope": scope, "name": name, "tick": tick}
+
+        def body(cur: Cursor) -> Job | None:
+            if run(cur, self._q["advance_periodic"], args):
+                return steps.insert_unique(cur, self._q, scope, self.channel, [job],
+                                           now + offset, offset)[0]
+            run(cur, self._q["add_periodic"], args)  # first seen: the schedule starts now
+            return None
+        result: Job | None = self._db.write(body)
+        return result
+
     def get_job(self, scope: str, job_id: int, now: float) -> Job | None:
         """The job with this id in this scope, or None."""
         now += self._offset()

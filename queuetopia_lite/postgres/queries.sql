@@ -179,3 +179,14 @@ SELECT ins.* FROM ins, announce;
 -- name: waiting_with_keys
 SELECT {job_columns} FROM {schema}.qt_jobs
 WHERE scope = %(scope)s AND unique_key = ANY(%(keys)s::text[]) AND status = 'pending';
+
+-- name: advance_periodic
+-- The compare-and-set that makes one job per tick: a concurrent one waits for the row
+-- and then finds last_tick already there (the job goes in the same transaction).
+UPDATE {schema}.qt_periodic SET last_tick = %(tick)s
+WHERE scope = %(scope)s AND name = %(name)s AND last_tick < %(tick)s
+RETURNING last_tick;
+
+-- name: add_periodic
+INSERT INTO {schema}.qt_periodic (scope, name, last_tick) VALUES (%(scope)s, %(name)s, %(tick)s)
+ON CONFLICT DO NOTHING;

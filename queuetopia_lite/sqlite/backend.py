@@ -110,6 +110,19 @@ class SQLiteBackend:
         """Store all jobs in one transaction and return them in order."""
         return self._conns.write(lambda conn: insert_jobs(conn, scope, jobs, now))
 
+    def create_periodic_job(self, scope: str, name: str, tick: float, job: NewJob,
+                            now: float) -> Job | None:
+        """Store ``job`` if ``tick`` is past the periodic's last one (compare-and-set)."""
+        args = {"scope": scope, "name": name, "tick": tick}
+
+        def body(conn: apsw.Connection) -> Job | None:
+            run(conn, "advance_periodic", args)
+            if conn.changes() == 1:
+                return insert_jobs(conn, scope, [job], now)[0]
+            run(conn, "add_periodic", args)  # first seen: the schedule starts now
+            return None
+        return self._conns.write(body)
+
     def get_job(self, scope: str, job_id: int, now: float) -> Job | None:
         """The job with this id in this scope, or None."""
         def body(conn: apsw.Connection) -> Job | None:

@@ -191,3 +191,13 @@ WHERE scope = :scope AND status = 'done' AND done_at < :before
 DELETE FROM qt_queues
 WHERE scope = :scope AND head_id IS NULL AND lock_token IS NULL
   AND (hold_until IS NULL OR hold_until < :before);
+
+-- name: advance_periodic
+-- The compare-and-set that makes one job per tick (the job is inserted in the same
+-- transaction only when this changed the row).
+UPDATE qt_periodic SET last_tick = :tick
+WHERE scope = :scope AND name = :name AND last_tick < :tick;
+
+-- name: add_periodic
+INSERT INTO qt_periodic (scope, name, last_tick) VALUES (:scope, :name, :tick)
+ON CONFLICT DO NOTHING;
