@@ -81,6 +81,8 @@ Outcome = Union[Success, Failure, Release, Snoozed]
 
 BackoffFunction = Callable[[Job], float]
 
+PeriodicTick = tuple[str, float, NewJob]  # a periodic's name, a tick (epoch s), its job
+
 
 @dataclasses.dataclass
 class StepResult:
@@ -115,12 +117,12 @@ class Backend(Protocol):
         """Store all jobs in one transaction (all or none) and return them in order."""
         ...
 
-    def create_periodic_job(self, scope: str, name: str, tick: float, job: NewJob,
-                            now: float) -> Job | None:
-        """Store ``job`` if the periodic ``name``'s last tick is before ``tick``, and make
-        ``tick`` its last, in one transaction (a compare-and-set: one job per tick, however
-        many processes try). A name seen for the first time records ``tick`` and stores
-        no job. Returns the stored job, or None.
+    def create_periodic_jobs(self, scope: str, ticks: Sequence[PeriodicTick],
+                             now: float) -> list[Job]:
+        """In one transaction, for each (name, tick, job): store the job if the periodic
+        ``name``'s last tick is before ``tick``, and make ``tick`` its last (a
+        compare-and-set: one job per tick, however many processes try). A name seen for
+        the first time records its tick and stores no job. Returns the stored jobs.
         """
         ...
 

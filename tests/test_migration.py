@@ -45,7 +45,7 @@ def check_upgraded(backend: Any) -> None:
     (keyed,) = backend.insert_jobs(SCOPE, [new("d", unique_key="k")], T0)
     (same,) = backend.insert_jobs(SCOPE, [new("d", unique_key="k")], T0)
     assert same.id == keyed.id
-    assert backend.create_periodic_job(SCOPE, "p", T0, new("e"), T0) is None
+    assert backend.create_periodic_jobs(SCOPE, [("p", T0, new("e"))], T0) == []
 
 
 def test_sqlite_version_1_database_is_upgraded(tmp_path: Path) -> None:

@@ -6,7 +6,15 @@ import threading
 from typing import Any, Callable, Collection, Sequence
 
 from .. import sql
-from ..backend import BackoffFunction, Claim, NewJob, Outcome, StepResult, default_backoff
+from ..backend import (
+    BackoffFunction,
+    Claim,
+    NewJob,
+    Outcome,
+    PeriodicTick,
+    StepResult,
+    default_backoff,
+)
 from ..errors import DatabaseError, JobNotFoundError, JobStateError, check_schema_version
 from ..job import Job, JobState, QueueStatus
 from ..rows import JOB_COLUMNS, job_from_row, state_filter_sql
@@ -123,26 +131,29 @@ class PostgresBackend:
             return []
         offset = self._offset()
 
-        if any(job.unique_key is not None for job in jobs):
-            return self._db.write(lambda cur: steps.insert_unique(
-                cur, self._q, scope, self.channel, jobs, now + offset, offset))
         query, args = steps.insert_args(self._q, scope, self.channel, jobs, now + offset, offset)
+        if any(job.unique_key is not None for job in jobs):
+            return self._db.write_first(query, args, lambda cur, rows: steps.insert_unique(
+                cur, self._q, scope, self.channel, jobs, now + offset, offset, rows))
         return self._db.write_first(query, args, lambda _cur, rows: steps.created_jobs(
             rows, now + offset))
 
-    def create_periodic_job(self, scope: str, name: str, tick: float, job: NewJob,
-                            now: float) -> Job | None:
-        """Store ``job`` if ``tick`` is past the periodic's last one (compare-and-set)."""
+    def create_periodic_jobs(self, scope: str, ticks: Sequence[PeriodicTick],
+                             now: float) -> list[Job]:
+        """Store each tick's job if its tick is past its periodic's last one (compare-and-set)."""
         offset = self._offset()
-        args = {"scope": scope, "name": name, "tick": tick}
 
-        def body(cur: Cursor) -> Job | None:
-            if run(cur, self._q["advance_periodic"], args):
-                return steps.insert_unique(cur, self._q, scope, self.channel, [job],
-                                           now + offset, offset)[0]
-            run(cur, self._q["add_periodic"], args)  # first seen: the schedule starts now
-            return None
-        result: Job | None = self._db.write(body)
+        def body(cur: Cursor) -> list[Job]:
+            created = []
+            for name, tick, job in ticks:
+                args = {"scope": scope, "name": name, "tick": tick}
+                if run(cur, self._q["advance_periodic"], args):
+                    created += steps.insert_unique(cur, self._q, scope, self.channel, [job],
+                                                   now + offset, offset)
+                else:  # first seen: the schedule starts now
+                    run(cur, self._q["add_periodic"], args)
+            return created
+        result: list[Job] = self._db.write(body) if ticks else []
         return result
 
     def get_job(self, scope: str, job_id: int, now: float) -> Job | None:

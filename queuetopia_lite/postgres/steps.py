@@ -78,19 +78,22 @@ UNIQUE_TRIES = 10  # inserts of a keyed batch whose holders keep starting meanwh
 
 
 def insert_unique(cur: Cursor, q: Queries, scope: str, channel: str, jobs: Sequence[NewJob],
-                  now: float, offset: float) -> list[Job]:
+                  now: float, offset: float, first_rows: Sequence[Any] | None = None) -> list[Job]:
     """insert_jobs for a batch with unique keys: a job whose key a waiting job holds
     is not stored, and that job is returned in its place (the first of the batch wins).
 
     The unique index decides (ON CONFLICT DO NOTHING waits for a concurrent creator);
     the holder is read after it, and a holder that has started meanwhile lets the
-    job be inserted on the next try.
+    job be inserted on the next try. ``first_rows``: the rows of the first insert of
+    every job, already run (sent with BEGIN).
     """
     found: list[Job | None] = [None] * len(jobs)
     todo = list(range(len(jobs)))
     for _ in range(UNIQUE_TRIES):
-        query, args = insert_args(q, scope, channel, [jobs[i] for i in todo], now, offset)
-        inserted = created_jobs(run(cur, query, args), now)
+        if first_rows is None:
+            query, args = insert_args(q, scope, channel, [jobs[i] for i in todo], now, offset)
+            first_rows = run(cur, query, args)
+        inserted, first_rows = created_jobs(first_rows, now), None
         by_key = {job.unique_key: job for job in inserted if job.unique_key is not None}
         plain = iter(job for job in inserted if job.unique_key is None)
         missing = []

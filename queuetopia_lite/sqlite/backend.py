@@ -8,7 +8,15 @@ from typing import Any, Collection, Sequence
 import apsw
 
 from .. import sql
-from ..backend import BackoffFunction, Claim, NewJob, Outcome, StepResult, default_backoff
+from ..backend import (
+    BackoffFunction,
+    Claim,
+    NewJob,
+    Outcome,
+    PeriodicTick,
+    StepResult,
+    default_backoff,
+)
 from ..errors import DatabaseError, JobStateError, check_schema_version
 from ..job import Job, JobState, QueueStatus
 from ..rows import JOB_COLUMNS, job_from_row, state_filter_sql
@@ -110,18 +118,20 @@ class SQLiteBackend:
         """Store all jobs in one transaction and return them in order."""
         return self._conns.write(lambda conn: insert_jobs(conn, scope, jobs, now))
 
-    def create_periodic_job(self, scope: str, name: str, tick: float, job: NewJob,
-                            now: float) -> Job | None:
-        """Store ``job`` if ``tick`` is past the periodic's last one (compare-and-set)."""
-        args = {"scope": scope, "name": name, "tick": tick}
-
-        def body(conn: apsw.Connection) -> Job | None:
-            run(conn, "advance_periodic", args)
-            if conn.changes() == 1:
-                return insert_jobs(conn, scope, [job], now)[0]
-            run(conn, "add_periodic", args)  # first seen: the schedule starts now
-            return None
-        return self._conns.write(body)
+    def create_periodic_jobs(self, scope: str, ticks: Sequence[PeriodicTick],
+                             now: float) -> list[Job]:
+        """Store each tick's job if its tick is past its periodic's last one (compare-and-set)."""
+        def body(conn: apsw.Connection) -> list[Job]:
+            created = []
+            for name, tick, job in ticks:
+                args = {"scope": scope, "name": name, "tick": tick}
+                run(conn, "advance_periodic", args)
+                if conn.changes() == 1:
+                    created += insert_jobs(conn, scope, [job], now)
+                else:  # first seen: the schedule starts now
+                    run(conn, "add_periodic", args)
+            return created
+        return self._conns.write(body) if ticks else []
 
     def get_job(self, scope: str, job_id: int, now: float) -> Job | None:
         """The job with this id in this scope, or None."""

@@ -10,8 +10,7 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
 -- No row (nothing stored) when a waiting job of the scope holds the key (qt_jobs_unique).
 INSERT INTO qt_jobs (scope, queue, action, params, scheduled_at, timeout, max_backoff,
                      max_attempts, status, created_at, unique_key)
-VALUES (:scope, :queue, :action, :params, :scheduled_at, :timeout, :max_backoff,
-        :max_attempts, :status, :now, :unique_key)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT DO NOTHING
 RETURNING id;
 

@@ -75,8 +75,7 @@ def _insert_unique(conn: apsw.Connection, scope: str, rows: list[tuple[Any, ...]
     created: list[Job] = []
     inserted = []
     for row in rows:
-        got = run(conn, "insert_unique_job_row", dict(zip(_ROW_NAMES, row, strict=True)),
-                  one=True)
+        got = run(conn, "insert_unique_job_row", row, one=True)
         if got is None:  # a waiting job holds this key (maybe one of this batch)
             held = run(conn, "waiting_with_key", {"scope": scope, "key": row[10]}, one=True)
             created.append(job_from_row(held, now))
@@ -85,10 +84,6 @@ def _insert_unique(conn: apsw.Connection, scope: str, rows: list[tuple[Any, ...]
         created.append(new_job_value(got[0], row, now))
     _offer_heads(conn, scope, inserted, now)
     return created
-
-
-_ROW_NAMES = ("scope", "queue", "action", "params", "scheduled_at", "timeout", "max_backoff",
-              "max_attempts", "status", "now", "unique_key")
 
 
 def _offer_heads(conn: apsw.Connection, scope: str, inserted: list[tuple[int, tuple[Any, ...]]],
@@ -251,7 +246,8 @@ def set_head(conn: apsw.Connection, scope: str, queue: str, now: float, row: Que
     run(conn, "set_head", args)
 
 
-def run(conn: apsw.Connection, name: str, args: dict[str, Any], one: bool = False) -> Any:
+def run(conn: apsw.Connection, name: str, args: dict[str, Any] | tuple[Any, ...],
+        one: bool = False) -> Any:
     """Run the named query; all rows, or the first (None if none) with ``one``."""
     # Always step to the end: a half-read RETURNING statement would stay in progress.
     rows = conn.execute(Q[name], args).fetchall()
