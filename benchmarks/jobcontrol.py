@@ -74,6 +74,18 @@ def processing(target: Callable[[], str], n: int, periodics: int) -> float:
     return rate(n, sw.seconds)
 
 
+def cases(target: Callable[[], str], n: int, rounds: int) -> list[dict[str, Any]]:
+    """The three comparisons on one backend."""
+    return [
+        compare("enqueue: unique_key (new keys) / none", rounds,
+                lambda: enqueue(target, n, False), lambda: enqueue(target, n, True)),
+        compare("enqueue: unique_key held (returns the waiting job) / none", rounds,
+                lambda: enqueue(target, n, False), lambda: enqueue_duplicates(target, n)),
+        compare(f"process: {PERIODICS} periodic definitions / none", rounds,
+                lambda: processing(target, n, 0), lambda: processing(target, n, PERIODICS)),
+    ]
+
+
 def compare(name: str, runs: int, a: Callable[[], float], b: Callable[[], float]) -> dict[str, Any]:
     """Alternate a and b ``runs`` times; medians and the ratio b / a."""
     first, second = [], []
@@ -122,16 +134,8 @@ def main() -> None:
 def run_all(targets: dict[str, Callable[[], str]], n: int, rounds: int) -> list[dict[str, Any]]:
     """Every comparison on every backend."""
     rows = []
-    for backend, target in targets.items():  # noqa: B023 (each lambda runs in its iteration)
-        rows.append({"backend": backend, **compare(
-            "enqueue: unique_key (new keys) / none", rounds,
-            lambda: enqueue(target, n, False), lambda: enqueue(target, n, True))})
-        rows.append({"backend": backend, **compare(
-            "enqueue: unique_key held (returns the waiting job) / none", rounds,
-            lambda: enqueue(target, n, False), lambda: enqueue_duplicates(target, n))})
-        rows.append({"backend": backend, **compare(
-            f"process: {PERIODICS} periodic definitions / none", rounds,
-            lambda: processing(target, n, 0), lambda: processing(target, n, PERIODICS))})
+    for backend, target in targets.items():
+        rows += [{"backend": backend, **row} for row in cases(target, n, rounds)]
     return rows
 
 

@@ -10,6 +10,7 @@ matches if either matches; otherwise both must.
 from __future__ import annotations
 
 import calendar
+from bisect import bisect_left, bisect_right
 from datetime import datetime, timedelta, timezone
 
 from .errors import InvalidJobError
@@ -54,33 +55,39 @@ class Cron:
 
     def previous(self, t: float) -> float | None:
         """The latest tick at or before ``t`` (None if none within the search window)."""
-        now = datetime.fromtimestamp(t, tz=timezone.utc).replace(second=0, microsecond=0)
-        day = now.replace(hour=0, minute=0)
-        for back in range(SEARCH_DAYS):
+        end = _minute(t)
+        day = end.replace(hour=0, minute=0)
+        last_hour, last_minute = end.hour, end.minute  # on the first day; then the whole day
+        for _ in range(SEARCH_DAYS):
             if self._day_matches(day):
-                for hour in reversed(self.hours):
-                    for minute in reversed(self.minutes):
-                        tick = day.replace(hour=hour, minute=minute)
-                        if tick <= now:
-                            return tick.timestamp()
+                for hour in reversed(self.hours[:bisect_right(self.hours, last_hour)]):
+                    limit = last_minute if hour == last_hour else 59
+                    i = bisect_right(self.minutes, limit)
+                    if i:
+                        return day.replace(hour=hour, minute=self.minutes[i - 1]).timestamp()
             day -= timedelta(days=1)
-            if back == 0:
-                now = day.replace(hour=23, minute=59)
+            last_hour, last_minute = 23, 59
         return None
 
     def next(self, t: float) -> float | None:
         """The earliest tick after ``t`` (None if none within the search window)."""
-        start = datetime.fromtimestamp(t, tz=timezone.utc)
-        day = start.replace(hour=0, minute=0, second=0, microsecond=0)
+        first = _minute(t) + timedelta(minutes=1)
+        day = first.replace(hour=0, minute=0)
+        first_hour, first_minute = first.hour, first.minute  # on the first day only
         for _ in range(SEARCH_DAYS):
             if self._day_matches(day):
-                for hour in self.hours:
-                    for minute in self.minutes:
-                        tick = day.replace(hour=hour, minute=minute)
-                        if tick > start:
-                            return tick.timestamp()
+                for hour in self.hours[bisect_left(self.hours, first_hour):]:
+                    i = bisect_left(self.minutes, first_minute if hour == first_hour else 0)
+                    if i < len(self.minutes):
+                        return day.replace(hour=hour, minute=self.minutes[i]).timestamp()
             day += timedelta(days=1)
+            first_hour, first_minute = 0, 0
         return None
+
+
+def _minute(t: float) -> datetime:
+    """The UTC minute ``t`` falls in."""
+    return datetime.fromtimestamp(t, tz=timezone.utc).replace(second=0, microsecond=0)
 
 
 def _field(text: str, name: str, low: int, high: int, names: dict[str, int]) -> set[int]:
