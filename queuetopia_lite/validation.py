@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from datetime import datetime, timedelta
+from types import MappingProxyType
 from typing import Any, Callable, Final, Mapping, Union
 
 from .backend import MAX_DURATION, NewJob
@@ -49,9 +50,12 @@ GLOBAL_DEFAULTS: Final[Mapping[str, Any]] = {
 DefaultsFor = Callable[[str], Mapping[str, Any]]
 
 
+_NO_OPTIONS: Final[Mapping[str, Any]] = MappingProxyType({})
+
+
 def no_defaults(action: str) -> Mapping[str, Any]:
     """Any action, with the global defaults (a performer that is not a Performer)."""
-    return {}
+    return _NO_OPTIONS
 
 
 def duration(field: str, value: object, *, allow_zero: bool = True) -> float:

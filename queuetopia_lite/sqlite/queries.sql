@@ -7,12 +7,12 @@ INSERT INTO qt_jobs (scope, queue, action, params, scheduled_at, timeout, max_ba
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
 
 -- name: insert_unique_job_row
--- No row (nothing stored) when a waiting job of the scope holds the key (qt_jobs_unique).
+-- Changes no row (stores nothing) when a waiting job of the scope holds the key
+-- (qt_jobs_unique).
 INSERT INTO qt_jobs (scope, queue, action, params, scheduled_at, timeout, max_backoff,
                      max_attempts, status, created_at, unique_key)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT DO NOTHING
-RETURNING id;
+ON CONFLICT DO NOTHING;
 
 -- name: waiting_with_key
 SELECT {job_columns} FROM qt_jobs

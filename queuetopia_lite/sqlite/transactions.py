@@ -74,14 +74,16 @@ def _insert_unique(conn: apsw.Connection, scope: str, rows: list[tuple[Any, ...]
     """insert_jobs one row at a time, each keyed one stored unless its key is held."""
     created: list[Job] = []
     inserted = []
+    insert = Q["insert_unique_job_row"]
     for row in rows:
-        got = run(conn, "insert_unique_job_row", row, one=True)
-        if got is None:  # a waiting job holds this key (maybe one of this batch)
+        conn.execute(insert, row)
+        if conn.changes() == 0:  # a waiting job holds this key (maybe one of this batch)
             held = run(conn, "waiting_with_key", {"scope": scope, "key": row[10]}, one=True)
             created.append(job_from_row(held, now))
             continue
-        inserted.append((got[0], row))
-        created.append(new_job_value(got[0], row, now))
+        job_id = conn.last_insert_rowid()
+        inserted.append((job_id, row))
+        created.append(new_job_value(job_id, row, now))
     _offer_heads(conn, scope, inserted, now)
     return created
 
