@@ -102,7 +102,8 @@ class PeriodicTicker:
         self._on_created = on_created
         self._seen: dict[str, float] = {}  # the last tick this process handled, by name
         self._lock = threading.Lock()  # one tick at a time (thread and drain)
-        self._stop = threading.Event()
+        self._wake = threading.Event()  # a stop, or a new definition
+        self._stopping = False
         self._thread: threading.Thread | None = None
 
     def tick(self) -> list[Job]:
@@ -129,10 +130,14 @@ class PeriodicTicker:
         return min(ticks) if ticks else None
 
     def start(self) -> None:
-        """Tick in a background thread until stop() (no-op without definitions)."""
-        if self._thread is not None or not self._definitions:
+        """Tick in a background thread until stop(); a running one looks again at once
+        (a definition was added). No thread without definitions."""
+        if self._thread is not None:
+            self._wake.set()
             return
-        self._stop.clear()
+        if not self._definitions:
+            return
+        self._stopping = False
         self._thread = threading.Thread(target=self._run, name="queuetopia-periodic",
                                         daemon=True)
         self._thread.start()
@@ -141,12 +146,17 @@ class PeriodicTicker:
         """Stop the thread (a tick in progress completes)."""
         thread, self._thread = self._thread, None
         if thread is not None:
-            self._stop.set()
+            self._stopping = True
+            self._wake.set()
             thread.join(timeout)
 
     def _run(self) -> None:
         pause = 0.0
-        while not self._stop.wait(pause):
+        while True:
+            self._wake.wait(pause)
+            self._wake.clear()
+            if self._stopping:
+                return
             try:
                 self.tick()
             except Exception:  # the database may come back: never stop ticking for good

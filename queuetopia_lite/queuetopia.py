@@ -152,7 +152,8 @@ class Queuetopia:
         per tick however many processes run schedulers on the database; a tick missed
         while none ran is created once at the next start, older missed ticks are not.
         The first start after a definition waits for its next tick. The jobs take the
-        action's defaults; ``start``, ``run`` and ``drain`` tick.
+        action's defaults; ``start``, ``run`` and ``drain`` tick (a definition added
+        while running is ticked from then on).
 
         Raises:
             InvalidJobError: a bad argument, or ``name`` already defined here.
@@ -161,6 +162,8 @@ class Queuetopia:
         if any(p.name == definition.name for p in self._periodics):
             raise InvalidJobError("name", f"periodic {definition.name!r} is already defined")
         self._periodics.append(definition)
+        if self._scheduler is not None and self._scheduler.running:
+            self._ticker.start()  # defined while running: tick it from now on
 
     # -- running ------------------------------------------------------------------
 

@@ -116,7 +116,9 @@ def test_interval_ticks_are_multiples_of_the_interval() -> None:
 
 def test_start_and_stop_run_the_ticker_thread(backend: Backend, performer: Performer) -> None:
     q = Queuetopia(backend, performer)
-    q.periodic("heartbeat", 1.0, "reports", "ping")
-    with q:
+    with q:  # started without definitions: one added while running is ticked too
+        q.periodic("heartbeat", 1.0, "reports", "ping")
         wait_until(lambda: reports(q), timeout=20, message="a heartbeat")
+        q.periodic("other", 1.0, "others", "ping")
+        wait_until(lambda: q.list_jobs(queue="others"), timeout=20, message="another beat")
     assert q._ticker._thread is None  # stopped with the scheduler
