@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Sequence
 
 import pytest
 
-from queuetopia_lite import Backend, InvalidJobError, Job, Performer, Queuetopia
+from queuetopia_lite import (
+    Backend,
+    DatabaseError,
+    InvalidJobError,
+    Job,
+    Performer,
+    Queuetopia,
+    periodic,
+)
+from queuetopia_lite.backend import PeriodicTick
 from queuetopia_lite.periodic import Interval
+from queuetopia_lite.sqlite import SQLiteBackend
 
 from .conftest import FakeClock, wait_until
 
@@ -122,3 +134,29 @@ def test_start_and_stop_run_the_ticker_thread(backend: Backend, performer: Perfo
         q.periodic("other", 1.0, "others", "ping")
         wait_until(lambda: q.list_jobs(queue="others"), timeout=20, message="another beat")
     assert q._ticker._thread is None  # stopped with the scheduler
+
+
+class FlakyBackend(SQLiteBackend):
+    """Its first create_periodic_jobs raises, as a locked or unreachable database would."""
+
+    failures = 1
+
+    def create_periodic_jobs(self, scope: str, ticks: Sequence[PeriodicTick],
+                             now: float) -> list[Job]:
+        if self.failures:
+            self.failures -= 1
+            raise DatabaseError(self.path, "database is locked")
+        return super().create_periodic_jobs(scope, ticks, now)
+
+
+def test_the_ticker_thread_survives_a_database_error(
+        tmp_path: Path, performer: Performer, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(periodic, "ERROR_PAUSE", 0.05)
+    backend = FlakyBackend(tmp_path / "jobs.db", durability="normal")
+    q = Queuetopia(backend, performer)
+    q.periodic("heartbeat", 1.0, "reports", "ping")
+    with q:
+        wait_until(lambda: reports(q), timeout=20, message="a heartbeat after the error")
+    assert "periodic jobs could not be created" in caplog.text
+    q.close()
