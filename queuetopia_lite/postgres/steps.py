@@ -26,6 +26,7 @@ from ..backend import (
     Success,
     default_backoff,
 )
+from ..errors import DatabaseError
 from ..job import Job, JobState
 from ..rows import job_from_row
 from .connection import Cursor
@@ -111,7 +112,8 @@ def insert_unique(cur: Cursor, q: Queries, scope: str, channel: str, jobs: Seque
         todo = [i for i in missing if found[i] is None]
         if not todo:
             return [job for job in found if job is not None]
-    raise RuntimeError("unique keys: their waiting jobs kept changing; try again")
+    raise DatabaseError("postgres", f"unique keys: their waiting jobs started {UNIQUE_TRIES} "
+                        "times while this insert ran; try again")
 
 
 def lock_queues(cur: Cursor, q: Queries, scope: str, queues: Sequence[str]) -> dict[str, QueueRow]:
