@@ -248,8 +248,7 @@ def set_head(conn: apsw.Connection, scope: str, queue: str, now: float, row: Que
     run(conn, "set_head", args)
 
 
-def run(conn: apsw.Connection, name: str, args: dict[str, Any] | tuple[Any, ...],
-        one: bool = False) -> Any:
+def run(conn: apsw.Connection, name: str, args: dict[str, Any], one: bool = False) -> Any:
     """Run the named query; all rows, or the first (None if none) with ``one``."""
     # Always step to the end: a half-read RETURNING statement would stay in progress.
     rows = conn.execute(Q[name], args).fetchall()
