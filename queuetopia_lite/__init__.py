@@ -7,6 +7,7 @@ queue until it succeeds or runs out of attempts; nothing is lost.
 from __future__ import annotations
 
 from .backend import Backend
+from .control import GiveUp, Snooze
 from .errors import (
     DatabaseError,
     InvalidJobError,
@@ -24,6 +25,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Backend",
     "DatabaseError",
+    "GiveUp",
     "InvalidJobError",
     "Job",
     "JobNotFoundError",
@@ -34,6 +36,7 @@ __all__ = [
     "QueueStatus",
     "Queuetopia",
     "QueuetopiaError",
+    "Snooze",
     "UnknownActionError",
     "__version__",
 ]

@@ -25,6 +25,7 @@ class NewJob:
     timeout: float | None
     max_backoff: float
     max_attempts: int
+    unique_key: str | None = None  # one waiting job per key and scope (SPEC 12.4)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,12 +48,27 @@ class Failure:
     """The claimed job failed: save the error and its retry time.
 
     ``keep_lock`` holds the queue (a timed-out job whose thread still runs).
+    ``give_up`` ends the job as failed now (the action raised GiveUp): no retry,
+    and its queue moves on without waiting a backoff (``next_attempt_at`` unused).
     """
 
     claim: Claim
     error: str
     next_attempt_at: float
     keep_lock: bool = False
+    give_up: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Snoozed:
+    """The claimed job asked to run again at ``until`` (it raised Snooze).
+
+    Not a failure: the job goes back to waiting at its queue's head, its attempt
+    uncounted (``attempts - 1``), its ``error`` and ``errors`` unchanged.
+    """
+
+    claim: Claim
+    until: float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,9 +78,11 @@ class Release:
     claim: Claim
 
 
-Outcome = Union[Success, Failure, Release]
+Outcome = Union[Success, Failure, Release, Snoozed]
 
 BackoffFunction = Callable[[Job], float]
+
+PeriodicTick = tuple[str, float, NewJob]  # a periodic's name, a tick (epoch s), its job
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,6 +152,15 @@ class Backend(Protocol):
 
     def insert_jobs(self, scope: str, jobs: Sequence[NewJob], now: float) -> list[Job]:
         """Store all jobs in one transaction (all or none) and return them in order."""
+        ...
+
+    def create_periodic_jobs(self, scope: str, ticks: Sequence[PeriodicTick],
+                             now: float) -> list[Job]:
+        """In one transaction, for each (name, tick, job): store the job if the periodic
+        ``name``'s last tick is before ``tick``, and make ``tick`` its last (a
+        compare-and-set: one job per tick, however many processes try). A name seen for
+        the first time records its tick and stores no job. Returns the stored jobs.
+        """
         ...
 
     def get_job(self, scope: str, job_id: int, now: float) -> Job | None:

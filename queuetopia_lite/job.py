@@ -75,6 +75,10 @@ class Job:
     error: str | None
     state: JobState
     created_at: datetime
+    # Each failed attempt, oldest first (the last 20): {"attempt": int, "at": datetime,
+    # "error": str (bounded), "by": "host:pid"}. A lost worker's attempt is one too.
+    errors: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    unique_key: str | None = None  # while it waits, creating another with it returns this job
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict: instants as ISO 8601 strings, state as its name."""
@@ -112,5 +116,7 @@ def _json_ready(record: Job | QueueStatus) -> dict[str, Any]:
             value = value.to_dict()
         elif field.name == "params":
             value = dict(value)
+        elif field.name == "errors":
+            value = [{**entry, "at": entry["at"].isoformat()} for entry in value]
         out[field.name] = value
     return out

@@ -16,8 +16,9 @@ from .backend import Backend, NewJob
 from .errors import InvalidJobError, JobNotFoundError
 from .job import Job, JobState, QueueStatus
 from .performer import BoundPerformer, PerformerArg
+from .periodic import Periodic, PeriodicTicker, define
 from .scheduler import Scheduler
-from .validation import Duration
+from .validation import NOT_GIVEN, Duration, NotGiven
 
 DEFAULT_POLL_INTERVAL = 60.0  # seconds
 DEFAULT_LEASE = 30.0  # seconds
@@ -94,23 +95,34 @@ class Queuetopia:
         if durability not in ("full", "normal"):
             raise InvalidJobError("durability", f"expected 'full' or 'normal', got {durability!r}")
         self._performer = None if performer is None else BoundPerformer(performer)
+        self._defaults = check.no_defaults if self._performer is None else self._performer.defaults
         self._clock = clock
         self.backend = open_backend(database, durability=durability, migrate=migrate,
                                     driver=driver)
         self._scheduler: Scheduler | None = None
         self._scheduler_lock = threading.Lock()
+        self._periodics: list[Periodic] = []
+        self._ticker = PeriodicTicker(self.backend, self.scope, self._periodics, self._clock,
+                                      lambda jobs: self.notify())
+        for definition in [] if self._performer is None else self._performer.periodics:
+            self.periodic(*definition)
 
     # -- creating jobs ------------------------------------------------------------
 
     def create_job(self, queue: str, action: str, params: Mapping[str, Any] | None = None, *,
-                   scheduled_at: Any = None, timeout: Duration | None = check.DEFAULT_TIMEOUT,
-                   max_backoff: Duration = check.DEFAULT_MAX_BACKOFF,
-                   max_attempts: int = check.DEFAULT_MAX_ATTEMPTS,
-                   connection: Any = None) -> Job:
+                   scheduled_at: Any = None,
+                   timeout: Duration | NotGiven | None = NOT_GIVEN,
+                   max_backoff: Duration | NotGiven = NOT_GIVEN,
+                   max_attempts: int | NotGiven = NOT_GIVEN,
+                   unique_key: str | None = None, connection: Any = None) -> Job:
         """Store a job at the end of ``queue`` and wake the scheduler.
 
         Returns the stored job. A call that returns has stored it (durably with
-        durability="full"); one that raises has stored nothing.
+        durability="full"); one that raises has stored nothing. Options not given
+        take the action's defaults (``Performer.action``), else ``timeout=60.0``,
+        ``max_backoff=86400.0``, ``max_attempts=20``. With a ``unique_key`` that a
+        waiting job of this scope holds (scheduled, available or retrying), that job
+        is returned and nothing is stored.
 
         With ``connection`` (an ``apsw.Connection`` or ``sqlite3.Connection`` on the
         same file, or a psycopg ``Connection`` on the same database, inside a
@@ -124,7 +136,8 @@ class Queuetopia:
             DatabaseError: the database cannot be written.
         """
         new = check.new_job(queue, action, params, scheduled_at=scheduled_at, timeout=timeout,
-                            max_backoff=max_backoff, max_attempts=max_attempts)
+                            max_backoff=max_backoff, max_attempts=max_attempts,
+                            unique_key=unique_key, defaults=self._defaults)
         (job,) = self._insert([new], connection)
         return job
 
@@ -133,13 +146,16 @@ class Queuetopia:
         """Store many jobs in one transaction (all or none), in the order given.
 
         Items are ``(queue, action[, params])`` tuples or dicts of create_job's
-        arguments; keyword ``options`` (timeout, max_attempts...) apply to all.
+        arguments; keyword ``options`` (timeout, max_attempts...) apply to all. An
+        item whose ``unique_key`` is held (by a waiting job, or an earlier item of
+        this batch) is not stored: that job stands in its place in the result.
         ``connection``: as in create_job.
         """
         unknown = set(options) - {"scheduled_at", "timeout", "max_backoff", "max_attempts"}
         if unknown:
             raise InvalidJobError(sorted(unknown)[0], "not an option of create_jobs")
-        new = [check.batch_item(index, item, options) for index, item in enumerate(jobs)]
+        new = [check.batch_item(index, item, options, self._defaults)
+               for index, item in enumerate(jobs)]
         if not new:
             return []
         return self._insert(new, connection)
@@ -184,6 +200,28 @@ class Queuetopia:
             yield conn
         self.notify()
 
+    def periodic(self, name: str, schedule: str | Duration, queue: str, action: str,
+                 params: Mapping[str, Any] | None = None) -> None:
+        """Create a job in ``queue`` at every tick of ``schedule`` while this Queuetopia runs.
+
+        ``schedule`` is a 5-field cron line, in UTC (``"0 3 * * *"``), or an interval
+        in seconds or a timedelta (ticks at multiples of it since the epoch). One job
+        per tick however many processes run schedulers on the database; a tick missed
+        while none ran is created once at the next start, older missed ticks are not.
+        The first start after a definition waits for its next tick. The jobs take the
+        action's defaults; ``start``, ``run`` and ``drain`` tick (a definition added
+        while running is ticked from then on).
+
+        Raises:
+            InvalidJobError: a bad argument, or ``name`` already defined here.
+        """
+        definition = define(name, schedule, queue, action, params, self._defaults)
+        if any(p.name == definition.name for p in self._periodics):
+            raise InvalidJobError("name", f"periodic {definition.name!r} is already defined")
+        self._periodics.append(definition)
+        if self._scheduler is not None and self._scheduler.running:
+            self._ticker.start()  # defined while running: tick it from now on
+
     # -- running ------------------------------------------------------------------
 
     def _get_scheduler(self) -> Scheduler:
@@ -200,11 +238,13 @@ class Queuetopia:
             return self._scheduler
 
     def start(self) -> None:
-        """Run jobs in background threads until stop()."""
+        """Run jobs (and create periodic ones) in background threads until stop()."""
         self._get_scheduler().start()
+        self._ticker.start()
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop claiming jobs, wait for running ones and save their results."""
+        self._ticker.stop(timeout)
         if self._scheduler is not None:
             self._scheduler.stop(timeout)
 
@@ -231,6 +271,7 @@ class Queuetopia:
                 previous[sig] = signal.signal(sig, on_signal)
         scheduler = self._get_scheduler()
         scheduler.start()
+        self._ticker.start()
         try:
             while scheduler.running and not stop.wait(0.2):
                 pass
@@ -247,7 +288,10 @@ class Queuetopia:
         For scripts and tests. Job timeouts are not enforced here: a job runs
         until it returns.
         """
-        return self._get_scheduler().drain()
+        scheduler = self._get_scheduler()
+        if self._periodics:
+            self._ticker.tick()
+        return scheduler.drain()
 
     def notify(self) -> None:
         """Wake the scheduler (create_job does it itself)."""

@@ -11,7 +11,8 @@ from .job import Job, JobState, to_datetime
 # The order in which every backend selects a job's columns.
 JOB_COLUMNS = (
     "id, scope, queue, action, params, scheduled_at, timeout, max_backoff, max_attempts, "
-    "attempts, attempted_at, attempted_by, next_attempt_at, done_at, error, status, created_at"
+    "attempts, attempted_at, attempted_by, next_attempt_at, done_at, error, status, created_at, "
+    "errors, unique_key"
 )
 
 STORED_STATUSES = ("pending", "running", "done", "failed", "cancelled")
@@ -41,7 +42,7 @@ def job_from_row(row: Sequence[Any], now: float) -> Job:
     """A row selected as JOB_COLUMNS, as a Job seen at ``now``."""
     (job_id, scope, queue, action, params, scheduled_at, timeout, max_backoff, max_attempts,
      attempts, attempted_at, attempted_by, next_attempt_at, done_at, error, status,
-     created_at) = row
+     created_at, errors, unique_key) = row
     scheduled = _epoch(scheduled_at)
     next_attempt = _epoch(next_attempt_at)
     assert scheduled is not None
@@ -63,7 +64,18 @@ def job_from_row(row: Sequence[Any], now: float) -> Job:
         error=error,
         state=job_state(status, scheduled, next_attempt, now),
         created_at=to_datetime(_epoch(created_at)),  # type: ignore[arg-type]
+        errors=attempt_errors(errors),
+        unique_key=unique_key,
     )
+
+
+def attempt_errors(stored: Any) -> list[dict[str, Any]]:
+    """The stored errors column (JSON text, an already parsed list, or NULL) as entries."""
+    if stored is None:
+        return []
+    entries = json.loads(stored) if isinstance(stored, str) else stored
+    return [{"attempt": int(e["attempt"]), "at": to_datetime(float(e["at"])),
+             "error": e["error"], "by": e["by"]} for e in entries]
 
 
 def state_filter_sql(now_param: str) -> dict[JobState, str]:

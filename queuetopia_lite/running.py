@@ -6,7 +6,8 @@ import os
 import socket
 from typing import Callable
 
-from .backend import Claim, Failure, Outcome, Success
+from .backend import BackoffFunction, Claim, Failure, Outcome, Snoozed, Success
+from .control import GiveUp, Snooze
 from .errortext import error_text
 from .performer import BoundPerformer
 
@@ -26,7 +27,8 @@ def perform(performer: BoundPerformer, claim: Claim, clock: Callable[[], float],
             interrupts: list[BaseException] | None = None) -> Outcome:
     """Run the job: its return is success, its raise (of anything) a failed attempt.
 
-    A KeyboardInterrupt is also appended to ``interrupts`` when given, so that a
+    GiveUp and Snooze are outcomes of their own (outcome_of_exception). A
+    KeyboardInterrupt is also appended to ``interrupts`` when given, so that a
     foreground caller can stop after saving the failure.
     """
     try:
@@ -35,8 +37,18 @@ def perform(performer: BoundPerformer, claim: Claim, clock: Callable[[], float],
         if interrupts is not None and isinstance(exc, KeyboardInterrupt):
             interrupts.append(exc)
         try:
-            return Failure(claim, error_text(exc), clock() + performer.safe_backoff(claim.job))
+            return outcome_of_exception(claim, exc, clock(), performer.safe_backoff)
         except BaseException as inner:  # never leave a claim without an outcome
             return Failure(claim, f"queuetopia_lite could not record the error: {inner!r}",
                            clock() + 1.0)
     return Success(claim)
+
+
+def outcome_of_exception(claim: Claim, exc: BaseException, now: float,
+                         backoff: BackoffFunction) -> Outcome:
+    """What an action's exception means: Snooze, GiveUp, or a failed attempt retried later."""
+    if isinstance(exc, Snooze):
+        return Snoozed(claim, now + exc.seconds)
+    if isinstance(exc, GiveUp):
+        return Failure(claim, exc.reason, now, give_up=True)
+    return Failure(claim, error_text(exc), now + backoff(claim.job))

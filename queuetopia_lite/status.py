@@ -28,7 +28,9 @@ def queue_status(name: str, head: Job | None, now: float, *, ready_at: float | N
     elif head is None:
         state = QueueState.IDLE
     elif ready_at is not None and ready_at > now:
-        retrying = head.state == JobState.RETRYING or (hold_until or 0.0) > now
+        # A snoozed head waits for a time, not for an error: no blocked_since, so scheduled.
+        retrying = ((head.state == JobState.RETRYING and blocked_since is not None)
+                    or (hold_until or 0.0) > now)
         state = QueueState.BLOCKED if retrying else QueueState.SCHEDULED
     else:
         state = QueueState.AVAILABLE

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import math
 from datetime import datetime, timedelta
-from typing import Any, Mapping, Union
+from types import MappingProxyType
+from typing import Any, Callable, Final, Mapping, Union
 
 from .backend import MAX_DURATION, NewJob
 from .errors import InvalidJobError
@@ -17,6 +18,44 @@ DEFAULT_MAX_BACKOFF = 86400.0  # seconds
 DEFAULT_MAX_ATTEMPTS = 20
 MAX_PARAMS_BYTES = 64 * 1024 * 1024  # bytes of JSON; larger params belong in a file
 MAX_INT = 2**63 - 1  # what a database integer holds
+MAX_UNIQUE_KEY_CHARS = 1000
+
+
+class NotGiven:
+    """The default of a create option: the action's default applies, else the global one."""
+
+    _instance: NotGiven | None = None
+
+    def __new__(cls) -> NotGiven:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "<default>"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+NOT_GIVEN: Final = NotGiven()
+
+# The defaults of the job options an action may set (Performer.action).
+GLOBAL_DEFAULTS: Final[Mapping[str, Any]] = {
+    "timeout": DEFAULT_TIMEOUT, "max_backoff": DEFAULT_MAX_BACKOFF,
+    "max_attempts": DEFAULT_MAX_ATTEMPTS}
+
+# An action's job defaults: options given to Performer.action, by name. Raises
+# InvalidJobError("action") for an action the performer does not know.
+DefaultsFor = Callable[[str], Mapping[str, Any]]
+
+
+_NO_OPTIONS: Final[Mapping[str, Any]] = MappingProxyType({})
+
+
+def no_defaults(action: str) -> Mapping[str, Any]:
+    """Any action, with the global defaults (a performer that is not a Performer)."""
+    return _NO_OPTIONS
 
 
 def duration(field: str, value: object, *, allow_zero: bool = True) -> float:
@@ -124,30 +163,63 @@ def new_job(
     params: object = None,
     *,
     scheduled_at: object = None,
-    timeout: object = DEFAULT_TIMEOUT,
-    max_backoff: object = DEFAULT_MAX_BACKOFF,
-    max_attempts: object = DEFAULT_MAX_ATTEMPTS,
+    timeout: object = NOT_GIVEN,
+    max_backoff: object = NOT_GIVEN,
+    max_attempts: object = NOT_GIVEN,
+    unique_key: object = None,
+    defaults: DefaultsFor = no_defaults,
 ) -> NewJob:
-    """Check create_job's arguments and return the row to insert."""
+    """Check create_job's arguments and return the row to insert.
+
+    An option not given takes the action's default (``defaults``), else the global one.
+    """
+    queue = name("queue", queue)
+    action = name("action", action)
+    given = defaults(action)
+    if timeout is NOT_GIVEN:
+        timeout = given.get("timeout", DEFAULT_TIMEOUT)
+    if max_backoff is NOT_GIVEN:
+        max_backoff = given.get("max_backoff", DEFAULT_MAX_BACKOFF)
+    if max_attempts is NOT_GIVEN:
+        max_attempts = given.get("max_attempts", DEFAULT_MAX_ATTEMPTS)
+    attempts = count("max_attempts", max_attempts)
     return NewJob(
-        queue=name("queue", queue),
-        action=name("action", action),
+        queue=queue,
+        action=action,
         params=params_json({} if params is None else params),
         scheduled_at=None if scheduled_at is None else instant("scheduled_at", scheduled_at),
         timeout=optional_duration("timeout", timeout, allow_zero=False),
         max_backoff=duration("max_backoff", max_backoff),
-        max_attempts=count("max_attempts", max_attempts),
+        max_attempts=attempts,
+        # A job that never runs (max_attempts=0) never waits, so it holds no key.
+        unique_key=key(unique_key) if attempts > 0 else None,
     )
 
 
-def batch_item(index: int, item: object, options: dict[str, Any]) -> NewJob:
+def key(value: object) -> str | None:
+    """A unique key: None, or a non-empty string of at most 1,000 characters."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidJobError("unique_key", f"expected a string, got {type(value).__name__}")
+    if not value:
+        raise InvalidJobError("unique_key", "must not be empty (None: no key)")
+    if len(value) > MAX_UNIQUE_KEY_CHARS:
+        raise InvalidJobError("unique_key", f"{len(value)} characters; the limit is "
+                              f"{MAX_UNIQUE_KEY_CHARS}")
+    _utf8("unique_key", value)
+    return value
+
+
+def batch_item(index: int, item: object, options: dict[str, Any],
+               defaults: DefaultsFor = no_defaults) -> NewJob:
     """One item of create_jobs: a (queue, action[, params]) tuple or a dict of arguments."""
     try:
         if isinstance(item, Mapping):
             merged = {**options, **item}
-            return new_job(**merged)
+            return new_job(**merged, defaults=defaults)
         if isinstance(item, (tuple, list)) and len(item) in (2, 3):
-            return new_job(*item, **options)
+            return new_job(*item, **options, defaults=defaults)
     except InvalidJobError as exc:
         raise InvalidJobError(f"jobs[{index}].{exc.field}", exc.problem) from None
     except TypeError as exc:

@@ -138,7 +138,8 @@ def test_default_backoff_is_used_without_a_performer_backoff(make_q: MakeQ) -> N
 def test_unknown_action_is_a_job_failure(make_q: MakeQ) -> None:
     rec = Recorder(backoff=60)
     q = make_q(rec)
-    job = q.create_job("a", "nope")
+    # Created where the Performer is not known (a Queuetopia holding one refuses it).
+    job = make_q(None).create_job("a", "nope")
     with q:
         wait_until(lambda: state_of(q, job) == JobState.RETRYING, message="failure")
     stored = q.get_job(job.id)

@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterator
 from .. import validation
 from ..errors import DatabaseError, InvalidJobError, JobNotFoundError
 from ..job import Job, JobState, QueueState, QueueStatus
+from ..performer import BoundPerformer
 from ..queuetopia import Queuetopia, open_backend
 from . import render
 from .worker import LoggingPerformer, StderrLogging, load_performer, log
@@ -81,10 +82,14 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
         delay = validation.duration("--in", args.delay)  # bounded: the date stays in range
         scheduled_at = now_utc() + timedelta(seconds=delay)
     options = {"scheduled_at": scheduled_at, "timeout": args.timeout,
-               "max_backoff": args.max_backoff, "max_attempts": args.max_attempts}
+               "max_backoff": args.max_backoff, "max_attempts": args.max_attempts,
+               "unique_key": args.unique_key}
+    performer = None if args.performer is None else load_performer(args.performer)
+    defaults = (validation.no_defaults if performer is None
+                else BoundPerformer(performer).defaults)
     # Check everything before opening: bad input must not even create the file.
-    validation.new_job(args.queue, args.action, params, **options)
-    with open_queue(args, create=True) as q:
+    validation.new_job(args.queue, args.action, params, **options, defaults=defaults)
+    with open_queue(args, create=True, performer=performer) as q:
         job = q.create_job(args.queue, args.action, params, **options)
     print(job.id)
     return 0

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from typing import NoReturn, Sequence
 
 from ..job import JobState
+from ..validation import NOT_GIVEN
 
 PROG = "queuetopia-lite"
 DB_ENV = "QUEUETOPIA_DB"
@@ -139,12 +140,17 @@ def build() -> Parser:
     when.add_argument("--at", type=instant, metavar="ISO8601", help="run at this instant")
     when.add_argument("--in", dest="delay", type=duration, metavar="DURATION",
                       help="run after this long (e.g. 90, 30s, 15m, 2h)")
-    p.add_argument("--timeout", type=timeout, default=60.0, metavar="DURATION",
-                   help="attempt time limit, or 'none' (default: 60 s)")
-    p.add_argument("--max-backoff", type=duration, default=86400.0, metavar="DURATION",
-                   help="longest pause between attempts (default: 1 d)")
-    p.add_argument("--max-attempts", type=count, default=20, metavar="N",
-                   help="attempts before the job fails for good (default: 20)")
+    # Options not given take the action's defaults (with --performer), else the global ones.
+    p.add_argument("--timeout", type=timeout, default=NOT_GIVEN, metavar="DURATION",
+                   help="attempt time limit, or 'none' (default: the action's, or 60 s)")
+    p.add_argument("--max-backoff", type=duration, default=NOT_GIVEN, metavar="DURATION",
+                   help="longest pause between attempts (default: the action's, or 1 d)")
+    p.add_argument("--max-attempts", type=count, default=NOT_GIVEN, metavar="N",
+                   help="attempts before the job fails for good (default: the action's, or 20)")
+    p.add_argument("--unique-key", metavar="KEY",
+                   help="if a waiting job has this key, print its id and store nothing")
+    p.add_argument("--performer", metavar="MODULE:ATTRIBUTE",
+                   help="refuse actions this performer does not know; take its defaults")
 
     p = command("worker", "run jobs until SIGINT or SIGTERM (logs go to stderr)")
     p.add_argument("--performer", required=True, metavar="MODULE:ATTRIBUTE",

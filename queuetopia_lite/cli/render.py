@@ -161,8 +161,13 @@ def job_detail(job: Job, now: datetime) -> str:
         ("created_at", instant(job.created_at)), ("scheduled_at", instant(job.scheduled_at)),
         ("attempted_at", instant(job.attempted_at)), ("attempted_by", job.attempted_by or "-"),
         ("next_attempt_at", instant(job.next_attempt_at)), ("done_at", instant(job.done_at)),
+        ("unique_key", job.unique_key or "-"),
     ]
     lines = [f"{name + ':':<17}{fit(clean(value), WIDTH - 17)}" for name, value in fields]
+    # Each failed attempt on one line (its error's summary); the last one in full below.
+    lines.append(f"{'errors:':<17}{len(job.errors) or '-'}")
+    lines.extend(fit(f"  #{e['attempt']} {instant(e['at'])} by {clean(e['by'] or '-')}: "
+                     f"{clean(first_line(e['error']))}", WIDTH) for e in job.errors)
     if job.error:
         lines.append("error:")
         # The whole error, but printable and wrapped within the width.

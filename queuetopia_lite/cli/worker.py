@@ -65,6 +65,10 @@ class LoggingPerformer:
         backoff = getattr(performer, "backoff", None)
         if backoff is not None:
             self.backoff = backoff
+        defaults = getattr(performer, "defaults", None)
+        if callable(defaults):
+            self.defaults = defaults
+        self.periodics = getattr(performer, "periodics", [])
 
     def perform(self, job: Job) -> object:
         """Run the job through the user's performer; log how it went."""

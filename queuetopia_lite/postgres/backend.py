@@ -19,6 +19,7 @@ from ..backend import (
     Failure,
     NewJob,
     Outcome,
+    PeriodicTick,
     QueuePage,
     Release,
     StepResult,
@@ -36,7 +37,7 @@ from .connection import Cursor, Database
 from .listener import Listener
 from .steps import run
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _MIGRATIONS = sql.load(__package__, "migrations.sql")
 _QUERIES = sql.load(__package__, "queries.sql")
 _STATE_SQL = state_filter_sql("%(now)s")
@@ -144,6 +145,9 @@ class PostgresBackend:
         offset = self._offset()
 
         query, args = steps.insert_args(self._q, scope, self.channel, jobs, now + offset, offset)
+        if any(job.unique_key is not None for job in jobs):
+            return self._db.write_first(query, args, lambda cur, rows: steps.insert_unique(
+                cur, self._q, scope, self.channel, jobs, now + offset, offset, rows))
         return self._db.write_first(query, args, lambda _cur, rows: steps.created_jobs(
             rows, now + offset))
 
@@ -161,6 +165,9 @@ class PostgresBackend:
         try:
             with conn.cursor(row_factory=tuple_row) as cur:
                 rows = run(cur, query, args)
+                if any(job.unique_key is not None for job in jobs):
+                    return steps.insert_unique(cur, self._q, scope, self.channel, jobs,
+                                               now + offset, offset, rows)
         except psycopg.Error as exc:  # the application's transaction has failed: its to end
             raise self._db.error(exc) from exc
         return steps.created_jobs(rows, now + offset)
@@ -207,6 +214,23 @@ class PostgresBackend:
             conn.execute(b"COMMIT")
         except psycopg.Error as exc:
             raise self._db.error(exc) from exc
+    def create_periodic_jobs(self, scope: str, ticks: Sequence[PeriodicTick],
+                             now: float) -> list[Job]:
+        """Store each tick's job if its tick is past its periodic's last one (compare-and-set)."""
+        offset = self._offset()
+
+        def body(cur: Cursor) -> list[Job]:
+            created = []
+            for name, tick, job in ticks:
+                args = {"scope": scope, "name": name, "tick": tick}
+                if run(cur, self._q["advance_periodic"], args):
+                    created += steps.insert_unique(cur, self._q, scope, self.channel, [job],
+                                                   now + offset, offset)
+                else:  # first seen: the schedule starts now
+                    run(cur, self._q["add_periodic"], args)
+            return created
+        result: list[Job] = self._db.write(body) if ticks else []
+        return result
 
     def get_job(self, scope: str, job_id: int, now: float) -> Job | None:
         """The job with this id in this scope, or None."""

@@ -407,3 +407,342 @@ BEGIN
         PERFORM pg_notify(p_channel, p_scope);  -- queues we cannot take now: tell other workers
     END IF;
 END $$;
+
+-- name: step_3
+-- Job control (SPEC 12): each failed attempt (errors), unique keys, periodic jobs;
+-- qt_step learns GiveUp ('g') and Snooze ('z') outcomes and records failures through
+-- qt_fail_job (the errors entry, and a unique key given up to a job that took it).
+ALTER TABLE {schema}.qt_jobs
+    ADD COLUMN errors jsonb,      -- failed attempts, oldest first (the last 20); NULL: none
+    ADD COLUMN unique_key text;
+-- One waiting job (scheduled, available or retrying: status 'pending') per key and scope.
+CREATE UNIQUE INDEX qt_jobs_unique ON {schema}.qt_jobs (scope, unique_key)
+    WHERE unique_key IS NOT NULL AND status = 'pending';
+-- One row a periodic definition: the last tick a job was created for (epoch seconds).
+CREATE TABLE {schema}.qt_periodic (
+    scope     text   NOT NULL,
+    name      text   NOT NULL,
+    last_tick float8 NOT NULL,
+    PRIMARY KEY (scope, name)
+);
+
+-- A job's errors with one more failed attempt: the last 20, each error bounded.
+CREATE FUNCTION {schema}.qt_errors_add(p_errors jsonb, p_attempt integer, p_at float8,
+                                       p_error text, p_by text) RETURNS jsonb
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT (CASE WHEN jsonb_array_length(coalesce(p_errors, '[]')) >= 20 THEN p_errors - 0
+                 ELSE coalesce(p_errors, '[]'::jsonb) END)
+           || jsonb_build_array(jsonb_build_object('attempt', p_attempt, 'at', p_at,
+                                                   'error', left(p_error, 4000), 'by', p_by))
+$$;
+
+-- Record a failed attempt of a running job (fenced by its token): retried at p_next,
+-- or failed when its attempts are spent or it gave up (no retry time, so no hold).
+-- Returns the saved row (all NULL when the claim was no longer valid). A job waiting
+-- again gives up its unique key to a waiting job that took it meanwhile.
+CREATE FUNCTION {schema}.qt_fail_job(p_id bigint, p_token text, p_error text, p_next float8,
+                                     p_give_up boolean, p_now float8)
+RETURNS {schema}.qt_jobs
+LANGUAGE plpgsql AS $$
+DECLARE
+    l_job {schema}.qt_jobs;
+BEGIN
+    FOR attempt IN 1 .. 2 LOOP
+        BEGIN
+            UPDATE {schema}.qt_jobs j
+            SET status = CASE WHEN p_give_up OR j.attempts >= j.max_attempts THEN 'failed'
+                              ELSE 'pending' END,
+                error = p_error,
+                next_attempt_at = CASE WHEN p_give_up THEN NULL ELSE p_next END,
+                lock_token = NULL,
+                errors = {schema}.qt_errors_add(j.errors, j.attempts, p_now, p_error,
+                                                j.attempted_by)
+            WHERE j.id = p_id AND j.lock_token = p_token AND j.status = 'running'
+            RETURNING j.* INTO l_job;
+            RETURN l_job;
+        EXCEPTION WHEN unique_violation THEN  -- its key was taken while it ran
+            UPDATE {schema}.qt_jobs j SET unique_key = NULL
+            WHERE j.id = p_id AND j.lock_token = p_token AND j.status = 'running';
+        END;
+    END LOOP;
+    RETURN l_job;
+END $$;
+
+-- Snooze a running job (fenced): waiting again until p_until, the attempt uncounted,
+-- error and errors unchanged. Whether it was saved.
+CREATE FUNCTION {schema}.qt_snooze_job(p_id bigint, p_token text, p_until float8)
+RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+    FOR attempt IN 1 .. 2 LOOP
+        BEGIN
+            UPDATE {schema}.qt_jobs j
+            SET status = 'pending', attempts = j.attempts - 1, next_attempt_at = p_until,
+                lock_token = NULL
+            WHERE j.id = p_id AND j.lock_token = p_token AND j.status = 'running';
+            RETURN FOUND;
+        EXCEPTION WHEN unique_violation THEN  -- its key was taken while it ran
+            UPDATE {schema}.qt_jobs j SET unique_key = NULL
+            WHERE j.id = p_id AND j.lock_token = p_token AND j.status = 'running';
+        END;
+    END LOOP;
+    RETURN false;
+END $$;
+
+-- The step of step_2 with GiveUp ('g'), Snooze ('z') and qt_fail_job.
+CREATE OR REPLACE FUNCTION {schema}.qt_step(
+    p_scope text, p_now float8, p_channel text,
+    o_kind text[], o_queue text[], o_id bigint[], o_token text[], o_error text[],
+    o_next float8[], o_keep boolean[],
+    v_queue text[], v_token text[], v_id bigint[], v_next float8[], v_error text[],
+    p_released integer, p_alive text[], p_claim integer, p_owner text, p_until float8,
+    p_tokens text[])
+RETURNS TABLE (r_kind text, r_n bigint, r_queue text, r_token text, r_by text,
+               r_job {schema}.qt_jobs)
+LANGUAGE plpgsql
+-- Without statistics the planner read every runnable queue (bitmap scan) and
+-- sorted them to take the oldest few; the ready index already yields them in order.
+SET enable_bitmapscan = off
+AS $$
+DECLARE
+    n integer := coalesce(array_length(o_kind, 1), 0);
+    q_names text[];
+    q_token text[];
+    q_head bigint[];
+    q_blocked float8[];
+    q_hold float8[];
+    -- Queues to release: their rows as locked, whether a failure was recorded, its hold.
+    rel_queue text[] := ARRAY[]::text[];
+    rel_head bigint[] := ARRAY[]::bigint[];
+    rel_blocked float8[] := ARRAY[]::float8[];
+    rel_row_hold float8[] := ARRAY[]::float8[];
+    rel_failed boolean[] := ARRAY[]::boolean[];
+    rel_hold float8[] := ARRAY[]::float8[];
+    l_released integer := coalesce(p_released, 0);
+    l_saved boolean;
+    l_failed boolean;
+    l_snoozed boolean;
+    l_hold float8;
+    l_job {schema}.qt_jobs;
+    l_expired boolean := false;
+    k integer;
+    rec record;
+    c_queue text[] := ARRAY[]::text[];
+    c_token text[] := ARRAY[]::text[];
+    c_head bigint[] := ARRAY[]::bigint[];
+    c_blocked float8[] := ARRAY[]::float8[];
+    c_hold float8[] := ARRAY[]::float8[];
+    l_lock_queues text[] := ARRAY[]::text[];
+    l_lock_tokens text[] := ARRAY[]::text[];
+    l_claimed integer := 0;
+BEGIN
+    -- Outcomes. The rows of the queues they release are locked in name order and
+    -- read once, before any change (as steps.save_outcomes does).
+    q_names := ARRAY[]::text[]; q_token := ARRAY[]::text[]; q_head := ARRAY[]::bigint[];
+    q_blocked := ARRAY[]::float8[]; q_hold := ARRAY[]::float8[];
+    FOR rec IN SELECT DISTINCT o_queue[i] AS queue FROM generate_subscripts(o_kind, 1) AS i
+               WHERE NOT (o_kind[i] = 'f' AND o_keep[i]) ORDER BY 1
+    LOOP  -- one row at a time on the primary key: see qt_release
+        SELECT q.queue, q.lock_token, q.head_id, q.blocked_since, q.hold_until INTO rec
+        FROM {schema}.qt_queues q WHERE q.scope = p_scope AND q.queue = rec.queue FOR UPDATE;
+        IF FOUND THEN
+            q_names := q_names || rec.queue; q_token := q_token || rec.lock_token;
+            q_head := q_head || rec.head_id; q_blocked := q_blocked || rec.blocked_since;
+            q_hold := q_hold || rec.hold_until;
+        END IF;
+    END LOOP;
+    FOR i IN 1 .. n LOOP
+        l_failed := false;
+        l_snoozed := false;
+        l_hold := NULL;
+        IF o_kind[i] = 's' THEN
+            UPDATE {schema}.qt_jobs j
+            SET status = 'done', done_at = p_now, error = NULL, next_attempt_at = NULL,
+                lock_token = NULL
+            WHERE j.id = o_id[i] AND j.status = 'running' AND j.lock_token = o_token[i];
+            l_saved := FOUND;
+        ELSIF o_kind[i] = 'z' THEN  -- snoozed until o_next: not a failure, not blocked
+            l_saved := {schema}.qt_snooze_job(o_id[i], o_token[i], o_next[i]);
+            l_snoozed := l_saved;
+        ELSIF o_kind[i] IN ('f', 'g') THEN  -- 'g': gave up (failed now, no hold, not blocked)
+            l_job := {schema}.qt_fail_job(o_id[i], o_token[i], o_error[i], o_next[i],
+                                          o_kind[i] = 'g', p_now);
+            l_saved := l_job.id IS NOT NULL;
+            IF l_saved THEN
+                l_failed := o_kind[i] = 'f';
+                IF l_job.status = 'failed' THEN  -- the last attempt holds its queue
+                    l_hold := l_job.next_attempt_at;
+                END IF;
+                r_kind := 'failed'; r_n := i; r_queue := NULL; r_token := NULL; r_by := NULL;
+                r_job := l_job;
+                RETURN NEXT;
+            END IF;
+            IF o_keep[i] THEN  -- a timed-out job still runs: its queue stays locked
+                IF l_saved THEN
+                    UPDATE {schema}.qt_queues q
+                    SET blocked_since = coalesce(q.blocked_since, p_now),
+                        hold_until = greatest(q.hold_until, l_hold)
+                    WHERE q.scope = p_scope AND q.queue = o_queue[i]
+                      AND q.lock_token = o_token[i];
+                    -- A Release later in this step must see what was just written.
+                    k := array_position(q_names, o_queue[i]);
+                    IF k IS NOT NULL AND q_token[k] = o_token[i] THEN
+                        q_blocked[k] := coalesce(q_blocked[k], p_now);
+                        q_hold[k] := greatest(q_hold[k], l_hold);
+                    END IF;
+                ELSE
+                    r_kind := 'rejected'; r_n := i; r_queue := NULL; r_token := NULL;
+                    r_by := NULL; r_job := NULL;
+                    RETURN NEXT;
+                END IF;
+                CONTINUE;
+            END IF;
+        ELSE  -- 'r': a runaway's thread ended
+            l_saved := true;
+        END IF;
+        k := array_position(q_names, o_queue[i]);
+        IF k IS NOT NULL AND q_token[k] = o_token[i] THEN
+            rel_queue := rel_queue || q_names[k];
+            rel_head := rel_head || q_head[k];
+            -- A snoozed head waits for a time, not for an error: not blocked.
+            rel_blocked := rel_blocked || CASE WHEN l_snoozed THEN NULL ELSE q_blocked[k] END;
+            rel_row_hold := rel_row_hold || q_hold[k];
+            rel_failed := rel_failed || l_failed;
+            rel_hold := rel_hold || l_hold;
+            q_token[k] := NULL;  -- released once only
+        ELSIF o_kind[i] = 'r' THEN
+            l_saved := false;
+        END IF;
+        IF NOT l_saved THEN
+            r_kind := 'rejected'; r_n := i; r_queue := NULL; r_token := NULL; r_by := NULL;
+            r_job := NULL;
+            RETURN NEXT;
+        END IF;
+    END LOOP;
+    IF array_length(rel_queue, 1) > 0 THEN
+        l_released := l_released + {schema}.qt_release(
+            p_scope, p_now, rel_queue, rel_head, rel_blocked, rel_row_hold, rel_failed, rel_hold);
+    END IF;
+
+    IF v_queue IS NULL THEN
+        -- Expired leases, except the caller's own running jobs (p_alive).
+        FOR rec IN
+            SELECT q.queue, q.lock_token, q.head_id, q.locked_by FROM {schema}.qt_queues q
+            WHERE q.scope = p_scope AND q.locked_until <= p_now
+              AND (q.lock_token IS NULL OR q.lock_token <> ALL(p_alive))
+            ORDER BY q.queue
+            FOR UPDATE SKIP LOCKED
+        LOOP
+            l_expired := true;
+            r_kind := 'expired'; r_n := rec.head_id; r_queue := rec.queue;
+            r_token := rec.lock_token; r_by := rec.locked_by;
+            SELECT j.* INTO r_job FROM {schema}.qt_jobs j
+            WHERE j.scope = p_scope AND j.id = rec.head_id;
+            IF NOT FOUND THEN
+                r_job := NULL;
+            END IF;
+            RETURN NEXT;
+        END LOOP;
+        IF l_expired THEN  -- the caller records them, then calls again to claim
+            r_kind := 'released'; r_n := l_released; r_queue := NULL; r_token := NULL;
+            r_by := NULL; r_job := NULL;
+            RETURN NEXT;
+            RETURN;
+        END IF;
+    ELSE
+        -- Recoveries the caller prepared from our 'expired' rows (still row-locked).
+        rel_head := ARRAY[]::bigint[];
+        rel_blocked := ARRAY[]::float8[];
+        rel_row_hold := ARRAY[]::float8[];
+        rel_failed := ARRAY[]::boolean[];
+        rel_hold := ARRAY[]::float8[];
+        FOR i IN 1 .. coalesce(array_length(v_queue, 1), 0) LOOP
+            SELECT q.head_id, q.blocked_since, q.hold_until INTO rec FROM {schema}.qt_queues q
+            WHERE q.scope = p_scope AND q.queue = v_queue[i] FOR UPDATE;
+            l_failed := false;
+            l_hold := NULL;
+            IF v_next[i] IS NOT NULL THEN
+                l_job := {schema}.qt_fail_job(v_id[i], v_token[i], v_error[i], v_next[i],
+                                              false, p_now);
+                IF l_job.id IS NOT NULL THEN
+                    l_failed := true;
+                    IF l_job.status = 'failed' THEN
+                        l_hold := l_job.next_attempt_at;
+                    END IF;
+                    r_kind := 'failed'; r_n := 0; r_queue := NULL; r_token := NULL;
+                    r_by := NULL; r_job := l_job;
+                    RETURN NEXT;
+                END IF;
+            END IF;
+            rel_head := rel_head || rec.head_id;
+            rel_blocked := rel_blocked || rec.blocked_since;
+            rel_row_hold := rel_row_hold || rec.hold_until;
+            rel_failed := rel_failed || l_failed;
+            rel_hold := rel_hold || l_hold;
+        END LOOP;
+        IF array_length(v_queue, 1) > 0 THEN
+            l_released := l_released + {schema}.qt_release(
+                p_scope, p_now, v_queue, rel_head, rel_blocked, rel_row_hold, rel_failed,
+                rel_hold);
+        END IF;
+    END IF;
+
+    IF p_claim > 0 THEN
+        -- Runnable queues, oldest-waiting first; rows another transaction holds are
+        -- skipped, so concurrent workers never wait for (nor take) the same queue.
+        FOR rec IN
+            SELECT q.queue, q.lock_token, q.head_id, q.blocked_since, q.hold_until
+            FROM {schema}.qt_queues q
+            WHERE q.scope = p_scope AND q.ready_at <= p_now
+            ORDER BY q.ready_at LIMIT p_claim
+            FOR UPDATE SKIP LOCKED
+        LOOP
+            c_queue := c_queue || rec.queue;
+            c_token := c_token || rec.lock_token;
+            c_head := c_head || rec.head_id;
+            c_blocked := c_blocked || rec.blocked_since;
+            c_hold := c_hold || rec.hold_until;
+        END LOOP;
+        IF array_length(c_queue, 1) > 0 THEN
+            rel_queue := ARRAY[]::text[];  -- now: the stale heads to repair
+            rel_head := ARRAY[]::bigint[];
+            rel_blocked := ARRAY[]::float8[];
+            rel_row_hold := ARRAY[]::float8[];
+            FOR i IN 1 .. array_length(c_queue, 1) LOOP
+                UPDATE {schema}.qt_jobs j
+                SET status = 'running', attempts = j.attempts + 1, attempted_at = p_now,
+                    attempted_by = p_owner, lock_token = p_tokens[i]
+                WHERE j.id = c_head[i] AND j.status = 'pending'
+                RETURNING j.* INTO l_job;
+                IF NOT FOUND THEN  -- the recorded head is stale: repair it, claim nothing
+                    rel_queue := rel_queue || c_queue[i];
+                    rel_head := rel_head || c_head[i];
+                    rel_blocked := rel_blocked || c_blocked[i];
+                    rel_row_hold := rel_row_hold || c_hold[i];
+                ELSE
+                    l_lock_queues := l_lock_queues || c_queue[i];
+                    l_lock_tokens := l_lock_tokens || p_tokens[i];
+                    l_claimed := l_claimed + 1;
+                    r_kind := 'claimed'; r_n := i; r_queue := c_queue[i];
+                    r_token := p_tokens[i]; r_by := NULL; r_job := l_job;
+                    RETURN NEXT;
+                END IF;
+            END LOOP;
+            IF array_length(rel_queue, 1) > 0 THEN
+                PERFORM {schema}.qt_release(
+                    p_scope, p_now, rel_queue, rel_head, rel_blocked, rel_row_hold,
+                    array_fill(false, ARRAY[array_length(rel_queue, 1)]),
+                    array_fill(NULL::float8, ARRAY[array_length(rel_queue, 1)]));
+            END IF;
+            FOR i IN 1 .. coalesce(array_length(l_lock_queues, 1), 0) LOOP  -- see qt_release
+                UPDATE {schema}.qt_queues q
+                SET lock_token = l_lock_tokens[i], locked_by = p_owner, locked_at = p_now,
+                    locked_until = p_until, ready_at = NULL
+                WHERE q.scope = p_scope AND q.queue = l_lock_queues[i] AND q.lock_token IS NULL;
+            END LOOP;
+        END IF;
+    END IF;
+    IF l_released > 0 AND l_claimed >= p_claim THEN
+        PERFORM pg_notify(p_channel, p_scope);  -- queues we cannot take now: tell other workers
+    END IF;
+END $$;

@@ -98,10 +98,16 @@ FROM {schema}.qt_jobs WHERE scope = %(scope)s GROUP BY 1, 2;
 SELECT {job_columns} FROM {schema}.qt_jobs WHERE scope = %(scope)s AND id = %(id)s FOR UPDATE;
 
 -- name: retry_job
-UPDATE {schema}.qt_jobs
+-- A job waiting again gives up its unique key if another waiting job holds it.
+UPDATE {schema}.qt_jobs j
 SET status = 'pending', next_attempt_at = NULL,
-    max_attempts = greatest(max_attempts, attempts + 1)
-WHERE scope = %(scope)s AND id = %(id)s;
+    max_attempts = greatest(j.max_attempts, j.attempts + 1),
+    unique_key = CASE WHEN j.status <> 'pending' AND j.unique_key IS NOT NULL AND EXISTS (
+                          SELECT 1 FROM {schema}.qt_jobs o
+                          WHERE o.scope = j.scope AND o.unique_key = j.unique_key
+                            AND o.status = 'pending') THEN NULL
+                      ELSE j.unique_key END
+WHERE j.scope = %(scope)s AND j.id = %(id)s;
 
 -- name: release_hold
 UPDATE {schema}.qt_queues SET hold_until = NULL WHERE scope = %(scope)s AND queue = %(queue)s;
@@ -143,18 +149,21 @@ FROM {schema}.qt_step(
 WITH n AS (
     SELECT * FROM unnest(%(queues)s::text[], %(actions)s::text[], %(params)s::text[],
                          %(scheduled)s::float8[], %(timeouts)s::float8[],
-                         %(backoffs)s::float8[], %(attempts)s::integer[])
+                         %(backoffs)s::float8[], %(attempts)s::integer[], %(keys)s::text[])
          WITH ORDINALITY AS n(queue, action, params, scheduled_at, timeout, max_backoff,
-                              max_attempts, ord)
+                              max_attempts, unique_key, ord)
 ), ins AS (
     -- Many jobs in one statement; ids are drawn in the order given.
     INSERT INTO {schema}.qt_jobs (scope, queue, action, params, scheduled_at, timeout,
-                                  max_backoff, max_attempts, status, created_at)
+                                  max_backoff, max_attempts, status, created_at, unique_key)
     SELECT %(scope)s, n.queue, n.action, n.params::jsonb, n.scheduled_at, n.timeout,
            n.max_backoff, n.max_attempts,
            CASE WHEN n.max_attempts > 0 THEN 'pending' ELSE 'failed' END,  -- 0: never run
-           %(now)s
+           %(now)s, n.unique_key
     FROM n ORDER BY n.ord
+    -- A key a waiting job holds (maybe an earlier row of this batch): not stored.
+    ON CONFLICT (scope, unique_key) WHERE unique_key IS NOT NULL AND status = 'pending'
+    DO NOTHING
     RETURNING {job_columns}
 ), offer AS (
     -- As offer_heads: a new pending job becomes its queue's head if the queue has
@@ -232,3 +241,17 @@ FROM {schema}.qt_jobs
 WHERE scope = %(scope)s AND status IN ('pending', 'failed') AND error IS NOT NULL
   AND attempted_at >= %(since)s
 GROUP BY bucket;
+-- name: waiting_with_keys
+SELECT {job_columns} FROM {schema}.qt_jobs
+WHERE scope = %(scope)s AND unique_key = ANY(%(keys)s::text[]) AND status = 'pending';
+
+-- name: advance_periodic
+-- The compare-and-set that makes one job per tick: a concurrent one waits for the row
+-- and then finds last_tick already there (the job goes in the same transaction).
+UPDATE {schema}.qt_periodic SET last_tick = %(tick)s
+WHERE scope = %(scope)s AND name = %(name)s AND last_tick < %(tick)s
+RETURNING last_tick;
+
+-- name: add_periodic
+INSERT INTO {schema}.qt_periodic (scope, name, last_tick) VALUES (%(scope)s, %(name)s, %(tick)s)
+ON CONFLICT DO NOTHING;

@@ -21,10 +21,12 @@ from ..backend import (
     NewJob,
     Outcome,
     Release,
+    Snoozed,
     StepResult,
     Success,
     default_backoff,
 )
+from ..errors import DatabaseError
 from ..job import Job, JobState
 from ..rows import job_from_row
 from .connection import Cursor
@@ -65,12 +67,53 @@ def insert_args(q: Queries, scope: str, channel: str, jobs: Sequence[NewJob], no
         "params": [j.params for j in jobs],
         "scheduled": [now if j.scheduled_at is None else j.scheduled_at + offset for j in jobs],
         "timeouts": [j.timeout for j in jobs], "backoffs": [j.max_backoff for j in jobs],
-        "attempts": [j.max_attempts for j in jobs]}
+        "attempts": [j.max_attempts for j in jobs], "keys": [j.unique_key for j in jobs]}
 
 
 def created_jobs(rows: Sequence[Any], now: float) -> list[Job]:
     """The inserted rows as jobs, in id order."""
     return sorted((job_from_row(row, now) for row in rows), key=lambda job: job.id)
+
+
+UNIQUE_TRIES = 10  # inserts of a keyed batch whose holders keep starting meanwhile
+
+
+def insert_unique(cur: Cursor, q: Queries, scope: str, channel: str, jobs: Sequence[NewJob],
+                  now: float, offset: float, first_rows: Sequence[Any] | None = None) -> list[Job]:
+    """insert_jobs for a batch with unique keys: a job whose key a waiting job holds
+    is not stored, and that job is returned in its place (the first of the batch wins).
+
+    The unique index decides (ON CONFLICT DO NOTHING waits for a concurrent creator);
+    the holder is read after it, and a holder that has started meanwhile lets the
+    job be inserted on the next try. ``first_rows``: the rows of the first insert of
+    every job, already run (sent with BEGIN).
+    """
+    found: list[Job | None] = [None] * len(jobs)
+    todo = list(range(len(jobs)))
+    for _ in range(UNIQUE_TRIES):
+        if first_rows is None:
+            query, args = insert_args(q, scope, channel, [jobs[i] for i in todo], now, offset)
+            first_rows = run(cur, query, args)
+        inserted, first_rows = created_jobs(first_rows, now), None
+        by_key = {job.unique_key: job for job in inserted if job.unique_key is not None}
+        plain = iter(job for job in inserted if job.unique_key is None)
+        missing = []
+        for i in todo:
+            key = jobs[i].unique_key
+            found[i] = next(plain) if key is None else by_key.get(key)
+            if found[i] is None:
+                missing.append(i)
+        if missing:
+            held = {job.unique_key: job for job in (job_from_row(row, now) for row in run(
+                cur, q["waiting_with_keys"],
+                {"scope": scope, "keys": sorted({jobs[i].unique_key for i in missing})}))}
+            for i in missing:
+                found[i] = held.get(jobs[i].unique_key)
+        todo = [i for i in missing if found[i] is None]
+        if not todo:
+            return [job for job in found if job is not None]
+    raise DatabaseError("postgres", f"unique keys: their waiting jobs started {UNIQUE_TRIES} "
+                        "times while this insert ran; try again")
 
 
 def lock_queues(cur: Cursor, q: Queries, scope: str, queues: Sequence[str]) -> dict[str, QueueRow]:
@@ -81,7 +124,23 @@ def lock_queues(cur: Cursor, q: Queries, scope: str, queues: Sequence[str]) -> d
     return {name: QueueRow(*rest) for name, *rest in rows}
 
 
-_KINDS = {Success: "s", Failure: "f", Release: "r"}
+_KINDS = {Success: "s", Failure: "f", Release: "r", Snoozed: "z"}
+
+
+def _kind(outcome: Outcome) -> str:
+    """qt_step's letter for an outcome: 'g' is a Failure that gave up."""
+    if isinstance(outcome, Failure) and outcome.give_up:
+        return "g"
+    return _KINDS[type(outcome)]
+
+
+def _when(outcome: Outcome, offset: float) -> float | None:
+    """A failure's retry time or a snooze's end, on the database's clock."""
+    if isinstance(outcome, Failure):
+        return outcome.next_attempt_at + offset
+    if isinstance(outcome, Snoozed):
+        return outcome.until + offset
+    return None
 
 
 def step_args(scope: str, now: float, offset: float, channel: str, outcomes: Sequence[Outcome],
@@ -89,13 +148,12 @@ def step_args(scope: str, now: float, offset: float, channel: str, outcomes: Seq
     """The arguments of ``qt_step`` (queries.sql ``step``) for a step's first call."""
     return {
         "scope": scope, "now": now, "channel": channel,
-        "o_kind": [_KINDS[type(o)] for o in outcomes],
+        "o_kind": [_kind(o) for o in outcomes],
         "o_queue": [o.claim.job.queue for o in outcomes],
         "o_id": [o.claim.job.id for o in outcomes],
         "o_token": [o.claim.token for o in outcomes],
         "o_error": [o.error if isinstance(o, Failure) else None for o in outcomes],
-        "o_next": [o.next_attempt_at + offset if isinstance(o, Failure) else None
-                   for o in outcomes],
+        "o_next": [_when(o, offset) for o in outcomes],
         "o_keep": [isinstance(o, Failure) and o.keep_lock for o in outcomes],
         "v_queue": None, "v_token": None, "v_id": None, "v_next": None, "v_error": None,
         "released": 0, "alive": list(alive), "claim": claim, "owner": owner, "until": until,

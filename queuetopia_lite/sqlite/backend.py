@@ -13,6 +13,7 @@ from ..backend import (
     Claim,
     NewJob,
     Outcome,
+    PeriodicTick,
     QueuePage,
     StepResult,
     activity,
@@ -38,7 +39,7 @@ from .transactions import (
     save_outcome,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _MIGRATIONS = sql.load(__package__, "migrations.sql")
 _STATE_SQL = state_filter_sql(":now")
 
@@ -147,6 +148,21 @@ class SQLiteBackend:
         # Where the application is, so is the risk of a second SQLite library.
         drivers.check_one_library(self.driver, self.path)
         return self._conns.write(lambda conn: insert_jobs(conn, scope, jobs, now))
+
+    def create_periodic_jobs(self, scope: str, ticks: Sequence[PeriodicTick],
+                             now: float) -> list[Job]:
+        """Store each tick's job if its tick is past its periodic's last one (compare-and-set)."""
+        def body(conn: Conn) -> list[Job]:
+            created = []
+            for name, tick, job in ticks:
+                args = {"scope": scope, "name": name, "tick": tick}
+                run(conn, "advance_periodic", args)
+                if drivers.changes(conn) == 1:
+                    created += insert_jobs(conn, scope, [job], now)
+                else:  # first seen: the schedule starts now
+                    run(conn, "add_periodic", args)
+            return created
+        return self._conns.write(body) if ticks else []
 
     def get_job(self, scope: str, job_id: int, now: float) -> Job | None:
         """The job with this id in this scope, or None."""

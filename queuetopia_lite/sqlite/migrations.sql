@@ -68,3 +68,19 @@ UPDATE qt_schema SET version = :version;
 -- Tables with our names (a file holding some but no qt_schema is not ours to touch).
 SELECT name FROM sqlite_schema WHERE type = 'table' AND name IN ('qt_schema', 'qt_jobs', 'qt_queues')
 ORDER BY name;
+
+-- name: step_3
+-- Job control (SPEC 12): each failed attempt, unique keys, periodic jobs.
+-- A JSON array of failed attempts, oldest first: {"attempt", "at", "error", "by"}; NULL: none.
+ALTER TABLE qt_jobs ADD COLUMN errors TEXT;
+ALTER TABLE qt_jobs ADD COLUMN unique_key TEXT;
+-- One waiting job (scheduled, available or retrying: status 'pending') per key and scope.
+CREATE UNIQUE INDEX qt_jobs_unique ON qt_jobs (scope, unique_key)
+    WHERE unique_key IS NOT NULL AND status = 'pending';
+-- One row a periodic definition: the last tick a job was created for (epoch seconds).
+CREATE TABLE qt_periodic (
+    scope     TEXT NOT NULL,
+    name      TEXT NOT NULL,
+    last_tick REAL NOT NULL,
+    PRIMARY KEY (scope, name)
+) WITHOUT ROWID;

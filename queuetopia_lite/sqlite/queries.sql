@@ -3,8 +3,20 @@
 
 -- name: insert_job_row
 INSERT INTO qt_jobs (scope, queue, action, params, scheduled_at, timeout, max_backoff,
-                     max_attempts, status, created_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
+                     max_attempts, status, created_at, unique_key)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
+
+-- name: insert_unique_job_row
+-- Changes no row (stores nothing) when a waiting job of the scope holds the key
+-- (qt_jobs_unique).
+INSERT INTO qt_jobs (scope, queue, action, params, scheduled_at, timeout, max_backoff,
+                     max_attempts, status, created_at, unique_key)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT DO NOTHING;
+
+-- name: waiting_with_key
+SELECT {job_columns} FROM qt_jobs
+WHERE scope = :scope AND unique_key = :key AND status = 'pending';
 
 -- name: offer_head
 -- A new pending job becomes its queue's head if the queue has none or it sorts
@@ -48,14 +60,40 @@ SET status = 'done', done_at = :now, error = NULL, next_attempt_at = NULL, lock_
 WHERE id = :id AND lock_token = :token AND status = 'running';
 
 -- name: job_failed
+-- A failed attempt: retried, or failed when its attempts are spent or it gave up
+-- (:give_up, no retry time, so no hold). The attempt joins errors (the last 20, each
+-- bounded). A job waiting again gives up its unique key if another waiting job took it.
 UPDATE qt_jobs
-SET status = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'pending' END,
-    error = :error, next_attempt_at = :next_attempt_at, lock_token = NULL
+SET status = CASE WHEN :give_up OR attempts >= max_attempts THEN 'failed' ELSE 'pending' END,
+    error = :error,
+    next_attempt_at = CASE WHEN :give_up THEN NULL ELSE :next_attempt_at END,
+    lock_token = NULL,
+    errors = json_insert(
+        CASE WHEN json_array_length(coalesce(errors, '[]')) >= 20 THEN json_remove(errors, '$[0]')
+             ELSE coalesce(errors, '[]') END,
+        '$[#]', json_object('attempt', attempts, 'at', :now, 'error', substr(:error, 1, 4000),
+                            'by', attempted_by)),
+    unique_key = CASE WHEN unique_key IS NULL OR :give_up OR attempts >= max_attempts
+                          THEN unique_key
+                      WHEN EXISTS (SELECT 1 FROM qt_jobs o
+                                   WHERE o.scope = qt_jobs.scope AND o.unique_key = qt_jobs.unique_key
+                                     AND o.status = 'pending') THEN NULL
+                      ELSE unique_key END
 WHERE id = :id AND lock_token = :token AND status = 'running'
 RETURNING {job_columns};
 
 -- name: job_running
 SELECT 1 FROM qt_jobs WHERE id = :id AND lock_token = :token AND status = 'running';
+-- name: job_snoozed
+-- Snooze: waiting again until :until, the attempt uncounted, error and errors unchanged.
+UPDATE qt_jobs
+SET status = 'pending', attempts = attempts - 1, next_attempt_at = :until, lock_token = NULL,
+    unique_key = CASE WHEN unique_key IS NOT NULL AND EXISTS (
+                          SELECT 1 FROM qt_jobs o
+                          WHERE o.scope = qt_jobs.scope AND o.unique_key = qt_jobs.unique_key
+                            AND o.status = 'pending') THEN NULL
+                      ELSE unique_key END
+WHERE id = :id AND lock_token = :token AND status = 'running';
 
 -- name: queue_row
 SELECT lock_token, head_id, blocked_since, hold_until FROM qt_queues
@@ -136,9 +174,15 @@ WHERE scope = :scope AND status <> 'done' AND (status <> 'pending' OR next_attem
 GROUP BY 1, 2;
 
 -- name: retry_job
+-- A job waiting again gives up its unique key if another waiting job holds it.
 UPDATE qt_jobs
 SET status = 'pending', next_attempt_at = NULL,
-    max_attempts = max(max_attempts, attempts + 1)
+    max_attempts = max(max_attempts, attempts + 1),
+    unique_key = CASE WHEN status <> 'pending' AND unique_key IS NOT NULL AND EXISTS (
+                          SELECT 1 FROM qt_jobs o
+                          WHERE o.scope = qt_jobs.scope AND o.unique_key = qt_jobs.unique_key
+                            AND o.status = 'pending') THEN NULL
+                      ELSE unique_key END
 WHERE scope = :scope AND id = :id;
 
 -- name: release_hold
@@ -208,3 +252,12 @@ SELECT CAST((attempted_at - :since) / :bucket AS INTEGER) AS bucket, count(*) FR
 WHERE scope = :scope AND status IN ('pending', 'failed') AND error IS NOT NULL
   AND attempted_at >= :since
 GROUP BY bucket;
+-- name: advance_periodic
+-- The compare-and-set that makes one job per tick (the job is inserted in the same
+-- transaction only when this changed the row).
+UPDATE qt_periodic SET last_tick = :tick
+WHERE scope = :scope AND name = :name AND last_tick < :tick;
+
+-- name: add_periodic
+INSERT INTO qt_periodic (scope, name, last_tick) VALUES (:scope, :name, :tick)
+ON CONFLICT DO NOTHING;

@@ -17,6 +17,7 @@ from ..backend import (
     NewJob,
     Outcome,
     Release,
+    Snoozed,
     StepResult,
     Success,
     default_backoff,
@@ -45,52 +46,91 @@ class QueueRow(NamedTuple):
 
 def insert_jobs(conn: Conn, scope: str, jobs: Sequence[NewJob],
                 now: float) -> list[Job]:
-    """Insert jobs, then offer each queue its first new pending job as head."""
+    """Insert jobs, then offer each queue its first new pending job as head.
+
+    A job whose unique key a waiting job holds is not inserted: that job is
+    returned in its place (the unique index decides, never a read before the write).
+    """
     rows = [(scope, new.queue, new.action, new.params,
              now if new.scheduled_at is None else new.scheduled_at, new.timeout,
              new.max_backoff, new.max_attempts,
              # max_attempts=0: never run, never block
-             "pending" if new.max_attempts > 0 else "failed", now) for new in jobs]
+             "pending" if new.max_attempts > 0 else "failed", now, new.unique_key)
+            for new in jobs]
+    if any(new.unique_key is not None for new in jobs):
+        return _insert_unique(conn, scope, rows, now)
     conn.executemany(Q["insert_job_row"], rows)
     # One writer, one transaction: the ids are consecutive and end at the last one.
     first_id = last_insert_rowid(conn) - len(rows) + 1
+    inserted = [(first_id + offset, row) for offset, row in enumerate(rows)]
+    _offer_heads(conn, scope, inserted, now)
+    return [new_job_value(job_id, row, now) for job_id, row in inserted]
+
+
+def _insert_unique(conn: Conn, scope: str, rows: list[tuple[Any, ...]],
+                   now: float) -> list[Job]:
+    """insert_jobs one row at a time, each keyed one stored unless its key is held."""
+    created: list[Job] = []
+    inserted = []
+    insert = Q["insert_unique_job_row"]
+    for row in rows:
+        conn.execute(insert, row)
+        if changes(conn) == 0:  # a waiting job holds this key (maybe one of this batch)
+            held = run(conn, "waiting_with_key", {"scope": scope, "key": row[10]}, one=True)
+            created.append(job_from_row(held, now))
+            continue
+        job_id = last_insert_rowid(conn)
+        inserted.append((job_id, row))
+        created.append(new_job_value(job_id, row, now))
+    _offer_heads(conn, scope, inserted, now)
+    return created
+
+
+def _offer_heads(conn: Conn, scope: str, inserted: list[tuple[int, tuple[Any, ...]]],
+                 now: float) -> None:
+    """Offer each queue the first of its newly inserted pending jobs as head."""
     firsts: dict[str, tuple[float, int]] = {}
-    for offset, row in enumerate(rows):
+    for job_id, row in inserted:
         if row[8] == "pending":
-            key = (row[4], first_id + offset)
+            key = (row[4], job_id)
             best = firsts.get(row[1])
             if best is None or key < best:
                 firsts[row[1]] = key
     for queue, (scheduled_at, job_id) in firsts.items():
         run(conn, "offer_head", {"scope": scope, "queue": queue, "id": job_id,
                                  "scheduled_at": scheduled_at, "now": now})
-    return [new_job_value(first_id + offset, row, now) for offset, row in enumerate(rows)]
 
 
 def new_job_value(job_id: int, row: tuple[Any, ...], now: float) -> Job:
     """The Job just inserted from ``row`` (the insert_job_row values), seen at ``now``."""
-    scope, queue, action, params, scheduled_at, timeout, max_backoff, max_attempts, status, _ = row
+    (scope, queue, action, params, scheduled_at, timeout, max_backoff, max_attempts, status, _,
+     unique_key) = row
     return Job(id=job_id, scope=scope, queue=queue, action=action, params=json.loads(params),
                scheduled_at=to_datetime(scheduled_at),  # type: ignore[arg-type]
                timeout=timeout, max_backoff=max_backoff, max_attempts=max_attempts,
                attempts=0, attempted_at=None, attempted_by=None, next_attempt_at=None,
                done_at=None, error=None, state=job_state(status, scheduled_at, None, now),
-               created_at=to_datetime(now))  # type: ignore[arg-type]
+               created_at=to_datetime(now), unique_key=unique_key)  # type: ignore[arg-type]
 
 
 def save_outcome(conn: Conn, scope: str, outcome: Outcome, now: float,
                  result: StepResult) -> None:
     """Record one outcome, fenced by its claim's token, and release its queue."""
     claim = outcome.claim
-    job_args = {"id": claim.job.id, "token": claim.token, "now": now}
-    failed = False
+    job_args: dict[str, Any] = {"id": claim.job.id, "token": claim.token, "now": now}
+    failed = snoozed = False
     if isinstance(outcome, Success):
         run(conn, "job_succeeded", job_args)
         saved = changes(conn) == 1
+    elif isinstance(outcome, Snoozed):
+        run(conn, "job_snoozed", {**job_args, "until": outcome.until})
+        saved = snoozed = changes(conn) == 1
     elif isinstance(outcome, Failure):
-        job_args.update(error=outcome.error, next_attempt_at=outcome.next_attempt_at)
+        job_args.update(error=outcome.error, next_attempt_at=outcome.next_attempt_at,
+                        give_up=outcome.give_up)
         row = run(conn, "job_failed", job_args, one=True)
-        saved = failed = row is not None
+        saved = row is not None
+        failed = saved and not outcome.give_up  # a job that gave up blocks nothing
         if row is not None:
             result.failed.append(job_from_row(row, now))
         if outcome.keep_lock:
@@ -113,7 +153,7 @@ def save_outcome(conn: Conn, scope: str, outcome: Outcome, now: float,
     if queue is not None and queue.lock_token == claim.token:
         hold = result.failed[-1] if failed else None
         set_head(conn, scope, claim.job.queue, now, queue, failed=failed,
-                 hold_until=_hold(hold))
+                 hold_until=_hold(hold), snoozed=snoozed)
     elif isinstance(outcome, Release):
         saved = False
     if not saved:
@@ -158,6 +198,7 @@ def recover_expired(conn: Conn, scope: str, now: float, delays: dict[str, float]
                     delay = default_backoff(job)
                 row = run(conn, "job_failed", {
                     "id": head_id, "token": token, "now": now, "next_attempt_at": now + delay,
+                    "give_up": False,
                     "error": f"worker lost: the lease of {locked_by} expired before the job "
                              "ended (the process died or stalled)"}, one=True)
                 if row is not None:
@@ -195,8 +236,11 @@ def refresh_head(conn: Conn, scope: str, queue: str, now: float) -> None:
 
 
 def set_head(conn: Conn, scope: str, queue: str, now: float, row: QueueRow, *,
-             failed: bool, hold_until: float | None = None) -> None:
-    """Unlock the queue and point it at its first pending job."""
+             failed: bool, hold_until: float | None = None, snoozed: bool = False) -> None:
+    """Unlock the queue and point it at its first pending job.
+
+    A snoozed head waits for a time, not for an error to pass: it is not blocked.
+    """
     head = run(conn, "next_head", {"scope": scope, "queue": queue}, one=True)
     holds = [t for t in (row.hold_until, hold_until) if t is not None]
     hold = max(holds) if holds else None
@@ -211,7 +255,9 @@ def set_head(conn: Conn, scope: str, queue: str, now: float, row: QueueRow, *,
         # A released queue goes to the back of the line (now): fairness between queues.
         args.update(head_id=head_id, head_scheduled_at=scheduled_at, head_due_at=due,
                     ready_at=max(due, hold or 0.0, now))
-        if not failed and head_id == row.head_id:
+        if snoozed:
+            pass
+        elif not failed and head_id == row.head_id:
             args["blocked_since"] = row.blocked_since
         elif not failed and next_attempt_at is not None:  # a failed job is head again
             args["blocked_since"] = attempted_at

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 
-from queuetopia_lite import Job, Performer
+from queuetopia_lite import GiveUp, Job, Performer
 
 WAIT_LIMIT = 60.0  # seconds: a wait_for_file job gives up (fails) after this
 
@@ -44,3 +44,8 @@ def wait_for_file(job: Job) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"{job.params['path']} never appeared")
         time.sleep(0.01)
+
+
+@performer.action("charge", max_attempts=5, timeout=30.0)
+def charge(job: Job) -> None:
+    raise GiveUp("card expired")

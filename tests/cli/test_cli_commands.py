@@ -8,13 +8,14 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from cli_helpers import Run, one_line_error
+from cli_helpers import Run, one_line_error, wait_for
 
 from queuetopia_lite import JobState, QueueState, Queuetopia
+from queuetopia_lite.sqlite.backend import SCHEMA_VERSION
 
 JOB_KEYS = {"id", "scope", "queue", "action", "params", "scheduled_at", "timeout", "max_backoff",
             "max_attempts", "attempts", "attempted_at", "attempted_by", "next_attempt_at",
-            "done_at", "error", "state", "created_at"}
+            "done_at", "error", "state", "created_at", "errors", "unique_key"}
 QUEUE_KEYS = {"queue", "state", "pending", "head", "locked_by", "locked_until", "blocked_since",
               "next_run_at"}
 PERFORMER = "cli_performer:performer"
@@ -39,7 +40,7 @@ def block(cli: Run, db: str, queue: str = "payments", message: str = "card decli
 
 def test_migrate_creates_the_schema_and_prints_its_version(cli: Run, db: str) -> None:
     first = cli("--db", db, "migrate")
-    assert (first.code, first.out) == (0, f"schema version 2 ({db})\n")
+    assert (first.code, first.out) == (0, f"schema version {SCHEMA_VERSION} ({db})\n")
     again = cli("--db", db, "migrate")
     assert (again.code, again.out) == (0, first.out)
     assert Queuetopia(db, migrate=False).list_jobs() == []
@@ -385,3 +386,55 @@ def test_job_shows_a_long_raw_error_printable_and_within_100_columns(cli: Run, d
     assert "\x1b" not in result.out
     assert max(len(line) for line in result.out.splitlines()) <= 100
     assert result.out.count("x") >= 300  # the whole error, wrapped, not cut
+
+
+# -- job control (SPEC 12) -------------------------------------------------------------
+
+
+def test_enqueue_with_a_performer_takes_the_action_defaults_and_refuses_unknown_actions(
+        cli: Run, db: str) -> None:
+    job_id = enqueue(cli, db, "payments", "charge", "--performer", PERFORMER)
+    q = Queuetopia(db)
+    job = q.get_job(job_id)
+    assert job is not None and (job.max_attempts, job.timeout) == (5, 30.0)
+    own = q.get_job(enqueue(cli, db, "payments", "charge", "--performer", PERFORMER,
+                            "--max-attempts", "2", "--timeout", "none"))
+    assert own is not None and (own.max_attempts, own.timeout) == (2, None)
+    plain = q.get_job(enqueue(cli, db, "payments", "charge"))  # without --performer
+    assert plain is not None and plain.max_attempts == 20
+    refused = cli("--db", db, "enqueue", "payments", "chrage", "--performer", PERFORMER)
+    assert "unknown action 'chrage'" in one_line_error(refused)
+    assert "charge" in refused.err
+    assert len(q.list_jobs()) == 3
+
+
+def test_enqueue_with_a_unique_key_prints_the_waiting_job(cli: Run, db: str) -> None:
+    first = enqueue(cli, db, "sync", "ok", "--unique-key", "device-7")
+    assert enqueue(cli, db, "sync", "ok", "--unique-key", "device-7") == first
+    assert enqueue(cli, db, "sync", "ok", "--unique-key", "device-8") != first
+    bad = cli("--db", db, "enqueue", "sync", "ok", "--unique-key", "")
+    assert "unique_key" in one_line_error(bad)
+
+
+def test_job_shows_each_failed_attempt(cli: Run, db: str) -> None:
+    job_id = enqueue(cli, db, "payments", "charge", "--performer", PERFORMER)
+    assert cli("--db", db, "worker", "--performer", PERFORMER, "--drain").code == 0
+    shown = cli("--db", db, "job", str(job_id)).out
+    assert "errors:          1" in shown
+    assert "  #1 " in shown and ": card expired" in shown
+    data = json.loads(cli("--db", db, "job", str(job_id), "--json").out)
+    (entry,) = data["errors"]
+    assert entry["attempt"] == 1 and entry["error"] == "card expired" and ":" in entry["by"]
+    assert datetime.fromisoformat(entry["at"]).utcoffset() == timedelta(0)
+    assert data["state"] == "failed"
+
+
+def test_worker_runs_the_periodic_jobs_of_its_performer_module(cli: Run, db: str) -> None:
+    q = Queuetopia(db)
+
+    def drained_a_beat() -> bool:
+        drained = cli("--db", db, "worker", "--performer", "cli_periodic:performer", "--drain")
+        assert drained.code == 0, drained.err
+        return bool(q.list_jobs(queue="beats", state="done"))
+
+    wait_for(drained_a_beat, "a periodic job run by `worker --drain`")

@@ -15,11 +15,12 @@ OWNER = "host:1"
 
 def new(queue: str = "q", action: str = "act", params: dict[str, Any] | None = None, *,
         scheduled_at: float | None = None, timeout: float | None = 60.0,
-        max_backoff: float = 86400.0, max_attempts: int = 20) -> NewJob:
+        max_backoff: float = 86400.0, max_attempts: int = 20,
+        unique_key: str | None = None) -> NewJob:
     """A valid NewJob with test defaults."""
     return NewJob(queue=queue, action=action, params=json.dumps(params or {}),
                   scheduled_at=scheduled_at, timeout=timeout, max_backoff=max_backoff,
-                  max_attempts=max_attempts)
+                  max_attempts=max_attempts, unique_key=unique_key)
 
 
 def claim(backend: Backend, now: float, n: int = 10, scope: str = SCOPE,

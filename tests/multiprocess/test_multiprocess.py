@@ -63,6 +63,10 @@ def test_killed_worker_job_runs_again_after_the_lease_before_the_next_job(
     assert lines[0].pid == victim.pid and lines[1].pid != victim.pid
     job = q.get_job(first.id)
     assert job is not None and job.attempts == 2 and job.state == JobState.DONE
+    # The lost attempt stays visible on the job (SPEC 12.6), though `error` is cleared.
+    (lost,) = job.errors
+    assert lost["attempt"] == 1 and lost["error"].startswith("worker lost")
+    assert lost["by"].endswith(f":{victim.pid}") and job.error is None
 
 
 def test_job_that_outlives_its_timeout_never_overlaps_the_next_attempt(
