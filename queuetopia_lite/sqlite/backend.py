@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Collection, Sequence
+from typing import Any, Callable, Collection, Sequence
 
 import apsw
 
@@ -24,7 +24,8 @@ from .transactions import (
     save_outcome,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 4
+PRUNE_BATCH = 2000  # rows deleted per write transaction (a few ms of write lock each)
 _MIGRATIONS = sql.load(__package__, "migrations.sql")
 _STATE_SQL = state_filter_sql(":now")
 _FOREIGN = "a database of another application, not queuetopia_lite"
@@ -81,7 +82,7 @@ class SQLiteBackend:
         def body(conn: apsw.Connection) -> int:
             version = self._version(conn)
             for step in range(version + 1, SCHEMA_VERSION + 1):
-                conn.execute(_MIGRATIONS[f"step_{step}"])
+                conn.execute(_MIGRATIONS[f"step_{step}"]).fetchall()  # every statement runs
             conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             return SCHEMA_VERSION
@@ -226,13 +227,29 @@ class SQLiteBackend:
         return self._conns.write(body)
 
     def prune(self, scope: str, done_before: float) -> int:
-        """Delete this scope's done jobs finished before ``done_before``."""
-        def body(conn: apsw.Connection) -> int:
-            run(conn, "prune_jobs", {"scope": scope, "before": done_before})
-            deleted = conn.changes()
-            run(conn, "prune_queues", {"scope": scope, "before": done_before})
-            return deleted
-        return self._conns.write(body)
+        """Delete this scope's done jobs finished before ``done_before``; return how many.
+
+        In batches of PRUNE_BATCH rows, one short write transaction each, so that
+        pruning a million jobs never keeps other writers (enqueues, workers) waiting
+        long. Idle queues of the scope are forgotten the same way.
+        """
+        args = {"scope": scope, "before": done_before, "batch": PRUNE_BATCH}
+
+        def batch(name: str) -> Callable[[apsw.Connection], int]:
+            def body(conn: apsw.Connection) -> int:
+                run(conn, name, args)
+                return conn.changes()
+            return body
+
+        deleted = 0
+        for name in ("prune_jobs", "prune_queues"):
+            while True:
+                n = self._conns.write(batch(name))
+                if name == "prune_jobs":
+                    deleted += n
+                if n < PRUNE_BATCH:
+                    break
+        return deleted
 
     def backup(self, destination: str | os.PathLike[str]) -> None:
         """Copy the database to ``destination`` as one consistent snapshot (online backup)."""

@@ -11,6 +11,7 @@ import pytest
 from cli_helpers import Run, one_line_error
 
 from queuetopia_lite import JobState, QueueState, Queuetopia
+from queuetopia_lite.sqlite.backend import SCHEMA_VERSION
 
 JOB_KEYS = {"id", "scope", "queue", "action", "params", "scheduled_at", "timeout", "max_backoff",
             "max_attempts", "attempts", "attempted_at", "attempted_by", "next_attempt_at",
@@ -39,7 +40,7 @@ def block(cli: Run, db: str, queue: str = "payments", message: str = "card decli
 
 def test_migrate_creates_the_schema_and_prints_its_version(cli: Run, db: str) -> None:
     first = cli("--db", db, "migrate")
-    assert (first.code, first.out) == (0, f"schema version 1 ({db})\n")
+    assert (first.code, first.out) == (0, f"schema version {SCHEMA_VERSION} ({db})\n")
     again = cli("--db", db, "migrate")
     assert (again.code, again.out) == (0, first.out)
     assert Queuetopia(db, migrate=False).list_jobs() == []
