@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Collection, Sequence
+import time
+from typing import Any, Collection, Sequence
 
 import apsw
 
@@ -25,7 +26,9 @@ from .transactions import (
 )
 
 SCHEMA_VERSION = 4
-PRUNE_BATCH = 2000  # rows deleted per write transaction (a few ms of write lock each)
+PRUNE_BATCH = 2000  # rows deleted by prune's first write transaction; then it adapts:
+PRUNE_HOLD = 0.02  # seconds of write lock a prune batch aims at
+PRUNE_BATCH_MIN, PRUNE_BATCH_MAX = 100, 20_000  # rows per batch
 _MIGRATIONS = sql.load(__package__, "migrations.sql")
 _STATE_SQL = state_filter_sql(":now")
 _FOREIGN = "a database of another application, not queuetopia_lite"
@@ -229,27 +232,45 @@ class SQLiteBackend:
     def prune(self, scope: str, done_before: float) -> int:
         """Delete this scope's done jobs finished before ``done_before``; return how many.
 
-        In batches of PRUNE_BATCH rows, one short write transaction each, so that
-        pruning a million jobs never keeps other writers (enqueues, workers) waiting
-        long. Idle queues of the scope are forgotten the same way.
+        In batches, one short write transaction each, so that pruning a million
+        jobs never keeps other writers (enqueues, workers) waiting long: a batch
+        aims at PRUNE_HOLD of write lock (its size adapts to how long the last
+        one took), and the lock is then left free about as long. Idle queues of
+        the scope are forgotten the same way.
         """
-        args = {"scope": scope, "before": done_before, "batch": PRUNE_BATCH}
-
-        def batch(name: str) -> Callable[[apsw.Connection], int]:
-            def body(conn: apsw.Connection) -> int:
-                run(conn, name, args)
-                return conn.changes()
-            return body
-
-        deleted = 0
-        for name in ("prune_jobs", "prune_queues"):
-            while True:
-                n = self._conns.write(batch(name))
-                if name == "prune_jobs":
-                    deleted += n
-                if n < PRUNE_BATCH:
-                    break
+        deleted = self._prune_batches("prune_jobs", scope, done_before)
+        self._prune_batches("prune_queues", scope, done_before)
         return deleted
+
+    def _prune_batches(self, name: str, scope: str, done_before: float) -> int:
+        """Run the named batch delete until a batch comes back short; rows deleted."""
+        size, total = PRUNE_BATCH, 0
+        while True:
+            n, held = self._prune_batch(name, {"scope": scope, "before": done_before,
+                                               "batch": size})
+            total += n
+            if n < size:
+                return total
+            # Leave the lock free as long as the batch held it: a writer asleep in
+            # SQLite's busy handler wakes to a free lock instead of finding the next
+            # batch there every time (it could otherwise wait for the whole prune).
+            time.sleep(min(held, PRUNE_HOLD))
+            if held > PRUNE_HOLD:  # rows scattered over many pages: smaller batches
+                size = max(size // 2, PRUNE_BATCH_MIN)
+            elif held < PRUNE_HOLD / 4:
+                size = min(size * 2, PRUNE_BATCH_MAX)
+
+    def _prune_batch(self, name: str, args: dict[str, Any]) -> tuple[int, float]:
+        """One batch in its own write transaction: rows deleted, seconds of write lock."""
+        begun: list[float] = []
+
+        def body(conn: apsw.Connection) -> int:
+            begun.append(time.monotonic())  # the write lock is ours from here
+            run(conn, name, args)
+            return conn.changes()
+
+        n = self._conns.write(body)
+        return n, time.monotonic() - begun[-1]
 
     def backup(self, destination: str | os.PathLike[str]) -> None:
         """Copy the database to ``destination`` as one consistent snapshot (online backup)."""
