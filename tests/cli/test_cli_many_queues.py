@@ -7,7 +7,6 @@ import json
 import re
 import time
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -195,14 +194,14 @@ def test_job_detail_shows_the_error_history_when_the_job_has_one() -> None:
     assert "errors:" not in plain
 
 
-def test_job_command_shows_the_errors_of_a_real_job(cli: Run, db: str, tmp_path: Path) -> None:
+def test_job_command_shows_the_errors_of_a_real_job(cli: Run, db: str) -> None:
     if "errors" not in {f.name for f in dataclasses.fields(Job)}:
         pytest.skip("Job has no `errors` field on this branch (another change adds it); "
                     "the renderer is covered with a Job subclass above")
     q = Queuetopia(db, performer, durability="normal")
-    job = q.create_job("payments", "fail", {"message": "card declined", "backoff": 0})
-    q.drain()
-    q.drain()
+    job = q.create_job("payments", "fail", {"message": "card declined", "backoff": 0},
+                       max_attempts=2)
+    q.drain()  # both attempts fail (no backoff)
     q.close()
     out = cli("--db", db, "job", str(job.id)).out
     assert "errors:" in out and "RuntimeError: card declined" in out
