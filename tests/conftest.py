@@ -11,6 +11,7 @@ import pytest
 
 from queuetopia_lite import Backend
 from queuetopia_lite.sqlite import SQLiteBackend
+from queuetopia_lite.testing import FakeClock
 
 from . import pgserver
 
@@ -55,20 +56,6 @@ def sqlite_driver(request: pytest.FixtureRequest) -> str:
 def db_path(tmp_path: Path) -> str:
     """A path for a fresh SQLite database file."""
     return os.fspath(tmp_path / "jobs.db")
-
-
-class FakeClock:
-    """A wall clock that moves only when told."""
-
-    def __init__(self, start: float = 1_800_000_000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> float:
-        self.now += seconds
-        return self.now
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from ..errors import DatabaseError, InvalidJobError, JobNotFoundError
 from ..job import Job, JobState, QueueState, QueueStatus
 from ..performer import BoundPerformer
 from ..queuetopia import Queuetopia, open_backend
-from . import render
+from . import queues_view, render
 from .worker import LoggingPerformer, StderrLogging, load_performer, log
 
 Command = Callable[[argparse.Namespace], int]
@@ -151,7 +151,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     elif not jobs:
         print("no jobs")
     else:
-        print(render.jobs_table(jobs, now_utc()))
+        print(render.jobs_table(jobs, now_utc(), render.terminal_width()))
         if len(jobs) == args.limit:
             print(f"(the {args.limit} newest; --limit N shows more)")
     return 0
@@ -166,25 +166,27 @@ def cmd_job(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(job.to_dict())
     else:
-        print(render.job_detail(job, now_utc()))
+        print(render.job_detail(job, now_utc(), render.terminal_width()))
     return 0
 
 
 def cmd_queues(args: argparse.Namespace) -> int:
-    """Show every queue.
+    """Show the queues: a summary, then blocked, running and the others, up to --limit.
 
-    JSON: a list of queue status objects with the keys queue, state, pending,
-    head (a job object or null), locked_by, locked_until, blocked_since,
-    next_run_at.
+    JSON: a list of queue status objects, by name, with the keys queue, state,
+    pending, head (a job object or null), locked_by, locked_until,
+    blocked_since, next_run_at. It lists every queue (only blocked ones with
+    --blocked) unless --limit is given.
     """
     with open_queue(args) as q:
         statuses = q.queues()
     if args.json:
-        emit_json([s.to_dict() for s in statuses])
-    elif not statuses:
-        print("no queues")
-    else:
-        print(render.queues_table(statuses, now_utc()))
+        shown = [s for s in statuses if not args.blocked or s.state == QueueState.BLOCKED]
+        emit_json([s.to_dict() for s in shown[:args.limit or None]])
+        return 0
+    limit = queues_view.DEFAULT_LIMIT if args.limit is None else args.limit
+    print(queues_view.queues_text(statuses, now_utc(), blocked_only=args.blocked, limit=limit,
+                                  total=render.terminal_width()))
     return 0
 
 
@@ -216,15 +218,16 @@ def cmd_stats(args: argparse.Namespace) -> int:
                    "oldest_pending": None if head is None else head.to_dict(),
                    "blocked_queues": [s.to_dict() for s in blocked]})
         return 0
-    print(_stats_text(counts, statuses, head, blocked, now_utc()))
+    print(_stats_text(counts, statuses, head, blocked, now_utc(), render.terminal_width()))
     return 0
 
 
 def _stats_text(counts: dict[JobState, int], statuses: list[QueueStatus], head: Job | None,
-                blocked: list[QueueStatus], now: datetime) -> str:
+                blocked: list[QueueStatus], now: datetime, total: int) -> str:
     rows = [[state.value, str(n)] for state, n in counts.items()]
     rows.append(["total", str(sum(counts.values()))])
-    lines = [render.table(["STATE", "JOBS"], rows, right=frozenset({1}))]
+    lines = render.table([render.Column("STATE"), render.Column("JOBS", right=True)], rows,
+                         total)
     by_state = ", ".join(f"{n} {state}" for state in QueueState
                          if (n := sum(1 for s in statuses if s.state == state)))
     lines.append(f"queues:          {len(statuses)}" + (f" ({by_state})" if by_state else ""))
@@ -233,9 +236,9 @@ def _stats_text(counts: dict[JobState, int], statuses: list[QueueStatus], head: 
     else:
         lines.append(render.fit(render.clean(
             f"oldest pending:  job {head.id} in {head.queue} ({head.state.value}), "
-            f"due {render.ago(head.scheduled_at, now)}"), render.WIDTH))
+            f"due {render.ago(head.scheduled_at, now)}"), total))
     names = ", ".join(s.queue for s in blocked) or "-"
-    lines.append(render.fit(render.clean(f"blocked queues:  {names}"), render.WIDTH))
+    lines.append(render.fit(render.clean(f"blocked queues:  {names}"), total))
     return "\n".join(lines)
 
 

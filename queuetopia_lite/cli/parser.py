@@ -176,7 +176,11 @@ def build() -> Parser:
     p = command("job", "show one job, its full error included", json=True)
     p.add_argument("id", type=int, metavar="ID")
 
-    command("queues", "show every queue: running, blocked, scheduled...", json=True)
+    p = command("queues", "a summary, then the queues: blocked first, then running, then the "
+                "rest", json=True)
+    p.add_argument("--blocked", action="store_true", help="only the blocked queues")
+    p.add_argument("--limit", type=count, default=None, metavar="N",
+                   help="queues listed (default: 50; 0: all; with --json: all)")
     command("stats", "counts by state, oldest pending job, blocked queues", json=True)
 
     p = command("retry", "make a job runnable now (attempts kept)")

@@ -1,49 +1,31 @@
-"""Human output of the CLI: aligned tables within 100 columns, relative times."""
+"""Human output of the CLI: jobs and queues as tables sized to the terminal, relative times."""
 
 from __future__ import annotations
 
 import json
-import textwrap
-import unicodedata
-from datetime import datetime
-from typing import Sequence
+from datetime import datetime, timezone
+from typing import Any, Sequence
 
-from ..job import Job, JobState, QueueState, QueueStatus
+from ..job import Job, JobState
+from .layout import (
+    ELLIPSIS,
+    WIDTH,
+    Column,
+    clean,
+    cut_middle,
+    fit,
+    table,
+    terminal_width,
+    width,
+    wrap,
+)
 
-WIDTH = 100  # columns every table fits in
-ELLIPSIS = "..."  # ASCII: a terminal in the C locale must still print it
-
-
-# -- text cells -------------------------------------------------------------------
-
-
-def clean(text: str) -> str:
-    """One line of printable text: control characters (newlines too) become spaces.
-
-    Queue names, actions and errors are user data; a newline in one must not
-    break a table's alignment.
-    """
-    return "".join(" " if unicodedata.category(c) in ("Cc", "Cf") else c for c in text)
-
-
-def width(text: str) -> int:
-    """Terminal columns of ``text``: wide (East Asian) characters take two."""
-    return sum(2 if unicodedata.east_asian_width(c) in ("W", "F") else 1 for c in text)
+__all__ = ["ELLIPSIS", "WIDTH", "Column", "ago", "clean", "cut_middle", "first_line", "fit",
+           "job_detail", "job_when", "jobs_table", "span", "table", "terminal_width", "width",
+           "wrap"]
 
 
-def fit(text: str, size: int) -> str:
-    """``text`` cut to at most ``size`` columns, marked with an ellipsis when cut."""
-    if width(text) <= size:
-        return text
-    out, used = "", 0
-    room = max(size - len(ELLIPSIS), 0)
-    for c in text:
-        w = width(c)
-        if used + w > room:
-            break
-        out += c
-        used += w
-    return out + ELLIPSIS[: size - used]
+# -- text ---------------------------------------------------------------------------
 
 
 def first_line(text: str | None) -> str:
@@ -81,41 +63,6 @@ def ago(instant: datetime | None, now: datetime) -> str:
     return f"in {span(delta)}" if delta > 0 else f"{span(delta)} ago"
 
 
-# -- tables -----------------------------------------------------------------------
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]], *,
-          right: frozenset[int] = frozenset(), limits: dict[int, int] | None = None) -> str:
-    """Aligned columns within WIDTH; the last column takes what room is left.
-
-    Args:
-        headers: the column titles.
-        rows: the cells, already strings.
-        right: indexes of right-aligned (numeric) columns.
-        limits: the widest each column may grow (others: as wide as their cells).
-    """
-    limits = limits or {}
-    cells = [[clean(c) for c in row] for row in rows]
-    sizes = []
-    for i, head in enumerate(headers):
-        size = max([width(head)] + [width(row[i]) for row in cells])
-        sizes.append(min(size, limits.get(i, size)))
-    # The last column gets the rest of the line (at least its title).
-    used = sum(sizes[:-1]) + 2 * (len(sizes) - 1)
-    sizes[-1] = max(min(sizes[-1], WIDTH - used), width(headers[-1]))
-    lines = [_line(headers, sizes, right), *(_line(row, sizes, right) for row in cells)]
-    return "\n".join(lines)
-
-
-def _line(cells: Sequence[str], sizes: Sequence[int], right: frozenset[int]) -> str:
-    parts = []
-    for i, (cell, size) in enumerate(zip(cells, sizes, strict=True)):
-        text = fit(cell, size)
-        pad = " " * (size - width(text))
-        parts.append(pad + text if i in right else text + pad)
-    return "  ".join(parts).rstrip()
-
-
 # -- jobs -------------------------------------------------------------------------
 
 
@@ -136,16 +83,33 @@ def job_when(job: Job, now: datetime) -> str:
     return f"{job.state.value} {ago(job.done_at or job.attempted_at or job.created_at, now)}"
 
 
-def jobs_table(jobs: Sequence[Job], now: datetime) -> str:
-    """One line per job: id, queue, action, state, attempts, when, last error."""
+JOB_COLUMNS = (
+    Column("ID", right=True), Column("QUEUE", least=12, middle=True),
+    Column("ACTION", least=10, middle=True), Column("STATE"), Column("TRIES", right=True),
+    Column("WHEN"), Column("LAST ERROR", least=10, yields=1),  # `job ID` shows it whole
+)
+
+
+def jobs_table(jobs: Sequence[Job], now: datetime, total: int = WIDTH) -> str:
+    """One line per job: id, queue, action, state, attempts, when, last error.
+
+    Within ``total`` columns: the error's first line is cut first, then queue
+    and action names lose their middle, only as far as needed.
+    """
     rows = [[str(j.id), j.queue, j.action, j.state.value, f"{j.attempts}/{j.max_attempts}",
              job_when(j, now), first_line(j.error)] for j in jobs]
-    return table(["ID", "QUEUE", "ACTION", "STATE", "TRIES", "WHEN", "LAST ERROR"], rows,
-                 right=frozenset({0, 4}), limits={1: 16, 2: 16, 5: 22})
+    return "\n".join(table(JOB_COLUMNS, rows, total))
 
 
-def job_detail(job: Job, now: datetime) -> str:
-    """Every field of one job, times absolute and relative, the full error last."""
+_LABEL = 17  # columns of a field's label in job_detail
+
+
+def job_detail(job: Job, now: datetime, total: int = WIDTH) -> str:
+    """Every field of one job, times absolute and relative, the error history, the full error.
+
+    Values wrap within ``total`` columns; params (up to 64 KiB) are cut to one
+    line (``--json`` shows them whole).
+    """
     def instant(value: datetime | None) -> str:
         if value is None:
             return "-"
@@ -163,75 +127,57 @@ def job_detail(job: Job, now: datetime) -> str:
         ("next_attempt_at", instant(job.next_attempt_at)), ("done_at", instant(job.done_at)),
         ("unique_key", job.unique_key or "-"),
     ]
-    lines = [f"{name + ':':<17}{fit(clean(value), WIDTH - 17)}" for name, value in fields]
-    # Each failed attempt on one line (its error's summary); the last one in full below.
-    lines.append(f"{'errors:':<17}{len(job.errors) or '-'}")
-    lines.extend(fit(f"  #{e['attempt']} {instant(e['at'])} by {clean(e['by'] or '-')}: "
-                     f"{clean(first_line(e['error']))}", WIDTH) for e in job.errors)
+    room = max(total - _LABEL, 20)
+    lines = []
+    for name, value in fields:
+        text = clean(value)
+        parts = [fit(text, room)] if name == "params" else wrap(text, room)
+        lines.append(f"{name + ':':<{_LABEL}}{parts[0]}")
+        lines.extend(" " * _LABEL + part for part in parts[1:])
+    lines.extend(error_history(getattr(job, "errors", None), now, total))
     if job.error:
         lines.append("error:")
         # The whole error, but printable and wrapped within the width.
         for line in job.error.rstrip().splitlines():
-            lines.extend(textwrap.wrap(clean(line), WIDTH - 2, initial_indent="  ",
-                                       subsequent_indent="    ", drop_whitespace=False)
-                         or ["  "])
+            text = clean(line)
+            indent = "  " + " " * (len(text) - len(text.lstrip(" ")))
+            lines.extend(indent + part for part in wrap(text.strip(), max(total - len(indent),
+                                                                          20)))
     else:
-        lines.append(f"{'error:':<17}-")
+        lines.append(f"{'error:':<{_LABEL}}-")
     return "\n".join(lines)
 
 
-# -- queues -----------------------------------------------------------------------
+def error_history(errors: Sequence[Any] | None, now: datetime, total: int) -> list[str]:
+    """Lines for a job's past failures (each {attempt, at, error, by}); none if it has none.
+
+    One entry a line: the attempt, when, by whom, then the error's first line,
+    wrapped (``--json`` has each whole).
+    """
+    if not errors:
+        return []
+    lines = [f"{'errors:':<{_LABEL}}{len(errors)} failed attempt{'s' if len(errors) != 1 else ''}"]
+    for entry in errors:
+        get = entry.get if isinstance(entry, dict) else lambda key, e=entry: getattr(e, key, None)
+        at = _instant(get("at"))
+        when = "-" if at is None else f"{at.isoformat(timespec='seconds')} ({ago(at, now)})"
+        head = f"attempt {get('attempt') or '?'}  {when}  by {get('by') or '-'}"
+        lines.extend("  " + part for part in wrap(clean(head), max(total - 2, 20)))
+        lines.extend("    " + part for part in wrap(clean(first_line(get("error"))) or "-",
+                                                    max(total - 4, 20)))
+    return lines
 
 
-def queue_detail(status: QueueStatus, now: datetime) -> str:
-    """The state's own facts: who runs it, what blocks it, when it starts."""
-    head = status.head
-    if status.state == QueueState.RUNNING:
-        text = f"by {status.locked_by}, lease until {ago(status.locked_until, now)}"
-        if head is not None and head.state != JobState.RUNNING:
-            # The head was recorded as failed (timeout) but its thread still runs.
-            text += f"; job {head.id} {head.state.value}, still running"
-        return text
-    if status.state == QueueState.BLOCKED:
-        since = ago(status.blocked_since, now) if status.blocked_since else "-"
-        retry = ago(status.next_run_at, now)
-        if head is not None and head.error:
-            return (f"since {since} by job {head.id}, attempt {head.attempts}/"
-                    f"{head.max_attempts}, next retry {retry}")
-        # A head that ran out of attempts holds the queue for its last backoff.
-        # QueueStatus does not say which job that was: `jobs --state failed` does.
-        return f"held after a job failed for good; moves on {retry}"
-    if status.state == QueueState.SCHEDULED:
-        return f"next start {ago(status.next_run_at, now)}"
-    if status.state == QueueState.AVAILABLE:
-        if head is not None and head.error:
-            return (f"retry of job {head.id} (attempt {head.attempts}/{head.max_attempts} "
-                    f"failed) due {ago(status.next_run_at, now)}, waiting for a worker")
-        return f"due {ago(status.next_run_at, now)}, waiting for a worker"
-    return ""
-
-
-def queues_table(statuses: Sequence[QueueStatus], now: datetime) -> str:
-    """One line per queue; a blocked one shows its error's first line beneath it."""
-    headers = ["QUEUE", "STATE", "PENDING", "HEAD", "DETAIL"]
-    rows = []
-    head_errors = {}
-    for s in statuses:
-        head = "-" if s.head is None else f"#{s.head.id} {s.head.action}"
-        state = s.state.value.upper() if s.state == QueueState.BLOCKED else s.state.value
-        rows.append([s.queue, state, str(s.pending), head, queue_detail(s, now)])
-        # The head's last error, whenever it still stands in the queue's way.
-        if s.state != QueueState.RUNNING and s.head is not None and s.head.error:
-            head_errors[len(rows)] = first_line(s.head.error)
-    lines = table(headers, rows, right=frozenset({2}), limits={0: 20, 3: 20}).splitlines()
-    out = [lines[0]]
-    for index, line in enumerate(lines[1:], start=1):
-        out.append(line)
-        if index in head_errors:
-            out.append(fit("    error: " + clean(head_errors[index]), WIDTH))
-    blocked = [s.queue for s in statuses if s.state == QueueState.BLOCKED]
-    if blocked:
-        names = ", ".join(blocked)
-        out.append(fit(f"{len(blocked)} blocked: {names} (`job ID` shows the error, "
-                       "`retry ID` / `cancel ID` act on it)", WIDTH))
-    return "\n".join(out)
+def _instant(value: object) -> datetime | None:
+    """An entry's time, however it was stored: a datetime, epoch seconds or ISO 8601."""
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value, tz=timezone.utc)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return None

@@ -37,7 +37,8 @@ from .connection import Cursor, Database
 from .listener import Listener
 from .steps import run
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+PRUNE_BATCH = 2000  # rows deleted per transaction
 _MIGRATIONS = sql.load(__package__, "migrations.sql")
 _QUERIES = sql.load(__package__, "queries.sql")
 _STATE_SQL = state_filter_sql("%(now)s")
@@ -406,15 +407,29 @@ class PostgresBackend:
         return job_from_row(rows[0], now)
 
     def prune(self, scope: str, done_before: float) -> int:
-        """Delete this scope's done jobs finished before ``done_before``."""
-        before = done_before + self._offset()
+        """Delete this scope's done jobs finished before ``done_before``; return how many.
 
-        def body(cur: Cursor) -> int:
-            cur.execute(self._q["prune_jobs"], {"scope": scope, "before": before})
-            deleted = cur.rowcount
-            run(cur, self._q["prune_queues"], {"scope": scope, "before": before})
-            return deleted
-        return self._db.write(body)
+        In batches of PRUNE_BATCH rows, one short transaction each (as on SQLite):
+        no long transaction holding row locks and old snapshots. Idle queues of the
+        scope are forgotten the same way.
+        """
+        args = {"scope": scope, "before": done_before + self._offset(), "batch": PRUNE_BATCH}
+
+        def batch(query: bytes) -> Callable[[Cursor], int]:
+            def body(cur: Cursor) -> int:
+                cur.execute(query, args)
+                return int(cur.rowcount)
+            return body
+
+        deleted = 0
+        for name in ("prune_jobs", "prune_queues"):
+            while True:
+                n: int = self._db.write(batch(self._q[name]))
+                if name == "prune_jobs":
+                    deleted += n
+                if n < PRUNE_BATCH:
+                    break
+        return deleted
 
     # -- dashboard reads ------------------------------------------------------
 

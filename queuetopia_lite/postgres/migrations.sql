@@ -746,3 +746,10 @@ BEGIN
         PERFORM pg_notify(p_channel, p_scope);  -- queues we cannot take now: tell other workers
     END IF;
 END $$;
+
+-- name: step_4
+-- Ids are never reused: qt_jobs.id is an identity column since step_1, and a
+-- sequence never hands out a number twice, whatever prune deletes. Nothing to
+-- change; the step exists so both dialects number their steps alike (SQLite
+-- rebuilds its table here to get AUTOINCREMENT).
+SELECT 1;

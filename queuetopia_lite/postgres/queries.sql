@@ -117,16 +117,26 @@ UPDATE {schema}.qt_jobs SET status = 'cancelled', lock_token = NULL, next_attemp
 WHERE scope = %(scope)s AND id = %(id)s;
 
 -- name: prune_jobs
--- The newest job is always kept, as on SQLite (where it keeps ids from being reused).
+-- One batch of this scope's old done jobs (the caller repeats it, one short
+-- transaction each, until a batch comes back short), whatever other scopes hold:
+-- the identity column never reuses an id. `= ANY(ARRAY(...))` makes the batch's ids
+-- one array probed through the primary key (`IN (SELECT ...)` was planned as a
+-- hash join over a scan of the whole table, for every batch).
 DELETE FROM {schema}.qt_jobs
-WHERE scope = %(scope)s AND status = 'done' AND done_at < %(before)s
-  AND id < (SELECT max(id) FROM {schema}.qt_jobs);
+WHERE id = ANY(ARRAY(SELECT id FROM {schema}.qt_jobs
+                     WHERE scope = %(scope)s AND status = 'done' AND done_at < %(before)s
+                     LIMIT %(batch)s));
 
 -- name: prune_queues
--- Forget idle queues (no unfinished job, no hold) so their rows do not pile up.
+-- One batch of idle queues (no unfinished job, no hold) to forget, so their rows
+-- do not pile up. SKIP LOCKED: a queue a worker is claiming right now is left
+-- for the next prune.
 DELETE FROM {schema}.qt_queues q
-WHERE q.scope = %(scope)s AND q.head_id IS NULL AND q.lock_token IS NULL
-  AND (q.hold_until IS NULL OR q.hold_until < %(before)s);
+WHERE q.scope = %(scope)s AND q.queue = ANY(ARRAY(
+    SELECT queue FROM {schema}.qt_queues
+    WHERE scope = %(scope)s AND head_id IS NULL AND lock_token IS NULL
+      AND (hold_until IS NULL OR hold_until < %(before)s)
+    LIMIT %(batch)s FOR UPDATE SKIP LOCKED));
 
 -- name: clock
 SELECT extract(epoch FROM clock_timestamp())::float8;

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from typing import Any, Collection, Iterator, Sequence
 
 from .. import sql
@@ -39,7 +40,10 @@ from .transactions import (
     save_outcome,
 )
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+PRUNE_BATCH = 2000  # rows deleted by prune's first write transaction; then it adapts:
+PRUNE_HOLD = 0.02  # seconds of write lock a prune batch aims at
+PRUNE_BATCH_MIN, PRUNE_BATCH_MAX = 100, 20_000  # rows per batch
 _MIGRATIONS = sql.load(__package__, "migrations.sql")
 _STATE_SQL = state_filter_sql(":now")
 
@@ -295,13 +299,47 @@ class SQLiteBackend:
         return self._conns.write(body)
 
     def prune(self, scope: str, done_before: float) -> int:
-        """Delete this scope's done jobs finished before ``done_before``."""
+        """Delete this scope's done jobs finished before ``done_before``; return how many.
+
+        In batches, one short write transaction each, so that pruning a million
+        jobs never keeps other writers (enqueues, workers) waiting long: a batch
+        aims at PRUNE_HOLD of write lock (its size adapts to how long the last
+        one took), and the lock is then left free about as long. Idle queues of
+        the scope are forgotten the same way.
+        """
+        deleted = self._prune_batches("prune_jobs", scope, done_before)
+        self._prune_batches("prune_queues", scope, done_before)
+        return deleted
+
+    def _prune_batches(self, name: str, scope: str, done_before: float) -> int:
+        """Run the named batch delete until a batch comes back short; rows deleted."""
+        size, total = PRUNE_BATCH, 0
+        while True:
+            n, held = self._prune_batch(name, {"scope": scope, "before": done_before,
+                                               "batch": size})
+            total += n
+            if n < size:
+                return total
+            # Leave the lock free as long as the batch held it: a writer asleep in
+            # SQLite's busy handler wakes to a free lock instead of finding the next
+            # batch there every time (it could otherwise wait for the whole prune).
+            time.sleep(min(held, PRUNE_HOLD))
+            if held > PRUNE_HOLD:  # rows scattered over many pages: smaller batches
+                size = max(size // 2, PRUNE_BATCH_MIN)
+            elif held < PRUNE_HOLD / 4:
+                size = min(size * 2, PRUNE_BATCH_MAX)
+
+    def _prune_batch(self, name: str, args: dict[str, Any]) -> tuple[int, float]:
+        """One batch in its own write transaction: rows deleted, seconds of write lock."""
+        begun: list[float] = []
+
         def body(conn: Conn) -> int:
-            run(conn, "prune_jobs", {"scope": scope, "before": done_before})
-            deleted = drivers.changes(conn)
-            run(conn, "prune_queues", {"scope": scope, "before": done_before})
-            return deleted
-        return self._conns.write(body)
+            begun.append(time.monotonic())  # the write lock is ours from here
+            run(conn, name, args)
+            return drivers.changes(conn)
+
+        n = self._conns.write(body)
+        return n, time.monotonic() - begun[-1]
 
     # -- dashboard reads ------------------------------------------------------
 

@@ -4,7 +4,7 @@
 
 -- name: step_1
 CREATE TABLE qt_jobs (
-    id              INTEGER PRIMARY KEY,  -- the sequence (prune keeps the newest: never reused)
+    id              INTEGER PRIMARY KEY,  -- the sequence (step_4 makes it AUTOINCREMENT)
     scope           TEXT    NOT NULL,
     queue           TEXT    NOT NULL,
     action          TEXT    NOT NULL,
@@ -84,3 +84,49 @@ CREATE TABLE qt_periodic (
     last_tick REAL NOT NULL,
     PRIMARY KEY (scope, name)
 ) WITHOUT ROWID;
+
+-- name: step_4
+-- Ids are never reused, even once every job of the table was pruned: AUTOINCREMENT
+-- keeps the highest id ever handed out in sqlite_sequence. SQLite cannot add
+-- AUTOINCREMENT to a table, so qt_jobs is rebuilt, rows and ids kept (this runs in
+-- the migration's one write transaction; a reader sees the old table or the new).
+-- Keep the column list in step with every earlier step that changes qt_jobs.
+CREATE TABLE qt_jobs_new (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused (see prune_jobs)
+    scope           TEXT    NOT NULL,
+    queue           TEXT    NOT NULL,
+    action          TEXT    NOT NULL,
+    params          TEXT    NOT NULL,                   -- a JSON object
+    scheduled_at    REAL    NOT NULL,                   -- epoch seconds, UTC
+    timeout         REAL,                               -- seconds; NULL: no limit
+    max_backoff     REAL    NOT NULL,
+    max_attempts    INTEGER NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    attempted_at    REAL,
+    attempted_by    TEXT,
+    next_attempt_at REAL,
+    done_at         REAL,
+    error           TEXT,
+    status          TEXT    NOT NULL,                   -- pending running done failed cancelled
+    lock_token      TEXT,                               -- the claim that runs it (fencing)
+    created_at      REAL    NOT NULL,
+    errors          TEXT,                               -- failed attempts (JSON), step_3
+    unique_key      TEXT                                -- step_3
+);
+INSERT INTO qt_jobs_new (id, scope, queue, action, params, scheduled_at, timeout, max_backoff,
+                         max_attempts, attempts, attempted_at, attempted_by, next_attempt_at,
+                         done_at, error, status, lock_token, created_at, errors, unique_key)
+SELECT id, scope, queue, action, params, scheduled_at, timeout, max_backoff,
+       max_attempts, attempts, attempted_at, attempted_by, next_attempt_at,
+       done_at, error, status, lock_token, created_at, errors, unique_key
+FROM qt_jobs ORDER BY id;
+DROP TABLE qt_jobs;
+ALTER TABLE qt_jobs_new RENAME TO qt_jobs;
+-- The old table kept its newest job for this very purpose: its id is the highest
+-- ever given, and the sequence starts there.
+DELETE FROM sqlite_sequence WHERE name IN ('qt_jobs', 'qt_jobs_new');
+INSERT INTO sqlite_sequence (name, seq) SELECT 'qt_jobs', coalesce(max(id), 0) FROM qt_jobs;
+CREATE INDEX qt_jobs_head ON qt_jobs (scope, queue, scheduled_at, id) WHERE status = 'pending';
+CREATE INDEX qt_jobs_done ON qt_jobs (scope, done_at) WHERE status = 'done';
+CREATE UNIQUE INDEX qt_jobs_unique ON qt_jobs (scope, unique_key)
+    WHERE unique_key IS NOT NULL AND status = 'pending';

@@ -193,16 +193,23 @@ UPDATE qt_jobs SET status = 'cancelled', lock_token = NULL, next_attempt_at = NU
 WHERE scope = :scope AND id = :id;
 
 -- name: prune_jobs
--- The newest job is always kept, so its id stays the highest and ids are never reused.
+-- One batch of this scope's old done jobs (the caller repeats it, one short write
+-- transaction each, until a batch comes back short). Whatever other scopes hold:
+-- AUTOINCREMENT (migrations step_4) keeps ids from being reused.
 DELETE FROM qt_jobs
-WHERE scope = :scope AND status = 'done' AND done_at < :before
-  AND id < (SELECT max(id) FROM qt_jobs);
+WHERE id IN (SELECT id FROM qt_jobs
+             WHERE scope = :scope AND status = 'done' AND done_at < :before
+             LIMIT :batch);
 
 -- name: prune_queues
--- Forget idle queues (no unfinished job, no hold) so their rows do not pile up.
+-- One batch of idle queues (no unfinished job, no hold) to forget, so their rows
+-- do not pile up.
 DELETE FROM qt_queues
-WHERE scope = :scope AND head_id IS NULL AND lock_token IS NULL
-  AND (hold_until IS NULL OR hold_until < :before);
+WHERE scope = :scope AND queue IN (
+    SELECT queue FROM qt_queues
+    WHERE scope = :scope AND head_id IS NULL AND lock_token IS NULL
+      AND (hold_until IS NULL OR hold_until < :before)
+    LIMIT :batch);
 
 -- Dashboard reads (queue_page, pending_jobs, job_activity): reads only, each bounded by
 -- a page or a time window, so a 100,000-queue scope stays cheap to look at.

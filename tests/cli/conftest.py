@@ -25,6 +25,8 @@ def db(tmp_path: Path) -> str:
 def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Run:
     """Run main(argv) in-process; return its exit status and captured output."""
     monkeypatch.delenv("QUEUETOPIA_DB", raising=False)
+    # Tables follow the terminal's width: tests pin it, whatever terminal runs them.
+    monkeypatch.setenv("COLUMNS", "100")
     monkeypatch.syspath_prepend(str(HERE))  # cli_performer is importable
 
     def run(*argv: str) -> Result:

@@ -175,8 +175,10 @@ def test_queues_makes_a_blocked_queue_obvious(cli: Run, db: str) -> None:
     enqueue(cli, db, "mails", "ok")
     shown = cli("--db", db, "queues")
     assert shown.code == 0
-    lines = shown.out.splitlines()
+    summary, *lines = shown.out.splitlines()
+    assert summary == "3 queues: 1 blocked, 1 available, 1 scheduled"
     assert lines[0].split() == ["QUEUE", "STATE", "PENDING", "HEAD", "DETAIL"]
+    assert [line.split()[0] for line in lines[1:4:2]] == ["payments", "mails"]  # blocked first
     rows = {line.split()[0]: line for line in lines[1:] if not line.startswith(" ")}
     payments = rows["payments"]
     assert payments.split()[1:4] == ["BLOCKED", "2", f"#{job_id}"]
@@ -194,7 +196,7 @@ def test_queues_shows_a_queue_held_after_its_head_failed_for_good(cli: Run, db: 
     enqueue(cli, db, "payments", "fail", '{"backoff": 600}', "--max-attempts", "1")
     nxt = enqueue(cli, db, "payments", "ok")
     assert cli("--db", db, "worker", "--performer", PERFORMER, "--drain").code == 0
-    row = cli("--db", db, "queues").out.splitlines()[1]
+    row = cli("--db", db, "queues").out.splitlines()[2]
     assert row.split()[:4] == ["payments", "BLOCKED", "1", f"#{nxt}"]
     assert "held after a job failed for good" in row
     assert "moves on in 10 min" in row or "moves on in 9 min" in row
@@ -220,7 +222,7 @@ def test_queues_shows_a_running_queue_by_whom_and_lease(
     now = datetime.now(timezone.utc).timestamp()
     claimed = queue.backend.step(queue.scope, now, claim=1, owner="box:4242", lease=600)
     assert [c.job.id for c in claimed.claimed] == [job.id]
-    row = cli("--db", db, "queues").out.splitlines()[1]
+    row = cli("--db", db, "queues").out.splitlines()[2]
     assert row.split()[:4] == ["mails", "running", "1", f"#{job.id}"]
     assert "by box:4242, lease until in 10 min" in row or "lease until in 9 min" in row
     (status,) = json.loads(cli("--db", db, "queues", "--json").out)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from queuetopia_lite import Backend, JobNotFoundError, JobState, JobStateError, QueueState
@@ -159,13 +161,40 @@ def test_prune_keeps_recent_done_jobs(backend: Backend) -> None:
     assert backend.prune(SCOPE, T0 + 50) == 0
 
 
-def test_ids_are_never_reused_after_pruning(backend: Backend) -> None:
+def test_ids_are_never_reused_after_pruning_every_job(backend: Backend) -> None:
     backend.insert_jobs(SCOPE, [new("a"), new("b")], T0)
     for c in claim(backend, T0):
         succeed(backend, c, T0)
-    assert backend.prune(SCOPE, T0 + 1) == 1  # the newest job is kept
+    assert backend.prune(SCOPE, T0 + 1) == 2  # the newest job of the table too
+    assert backend.list_jobs(SCOPE, T0 + 2) == []
     (later,) = backend.insert_jobs(SCOPE, [new("a")], T0 + 2)
     assert later.id == 3
+
+
+def test_prune_deletes_old_done_jobs_whatever_other_scopes_hold(backend: Backend) -> None:
+    (mine,) = backend.insert_jobs(SCOPE, [new("q")], T0)
+    (c,) = claim(backend, T0)
+    succeed(backend, c, T0)
+    (theirs,) = backend.insert_jobs("other", [new("q")], T0 + 5)  # the newest of the table
+    assert backend.prune(SCOPE, T0 + 1) == 1
+    assert backend.get_job(SCOPE, mine.id, T0 + 2) is None
+    assert backend.get_job("other", theirs.id, T0 + 2) is not None
+    # The other scope's job is not done: pruning there deletes nothing.
+    assert backend.prune("other", T0 + 10) == 0
+    (later,) = backend.insert_jobs(SCOPE, [new("q")], T0 + 6)
+    assert later.id > theirs.id
+
+
+def test_prune_deletes_more_than_one_batch(backend: Backend,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    module = sys.modules[type(backend).__module__]
+    monkeypatch.setattr(module, "PRUNE_BATCH", 3)  # 10 jobs: batches of 3, 3, 3, 1
+    backend.insert_jobs(SCOPE, [new(f"q{i}") for i in range(10)], T0)
+    for c in claim(backend, T0, n=10):
+        succeed(backend, c, T0)
+    assert backend.prune(SCOPE, T0 + 1) == 10
+    assert backend.list_jobs(SCOPE, T0 + 1) == []
+    assert backend.queue_statuses(SCOPE, T0 + 1) == []  # every idle queue forgotten too
 
 
 def test_prune_forgets_idle_queues_but_not_busy_ones(backend: Backend) -> None:
