@@ -141,7 +141,8 @@ def make_job(action: str, params: Mapping[str, Any] | None = None, *, queue: str
         "max_backoff": new.max_backoff, "max_attempts": new.max_attempts,
         "attempts": check.count("attempts", attempts), "attempted_at": now,
         "attempted_by": owner_name(), "next_attempt_at": None, "done_at": None,
-        "error": None, "state": JobState.RUNNING, "created_at": now,
+        "error": None, "state": JobState.RUNNING, "created_at": now, "errors": [],
+        "unique_key": None,
     }
     values.update(job_fields)
     for field in dataclasses.fields(Job):

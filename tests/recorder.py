@@ -24,6 +24,7 @@ class Recorder(Performer):
         self.started = threading.Event()
         self._backoff = backoff
         self.register("ok", self._ok)
+        self.register("charge", self._ok)  # the README's shop examples
         self.register("fail", self._fail)
         self.register("fail_until", self._fail_until)
         self.register("sleep", self._sleep)

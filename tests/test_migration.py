@@ -17,6 +17,7 @@ from queuetopia_lite import JobState, Queuetopia
 from queuetopia_lite import sql as named_sql
 from queuetopia_lite.backend import Failure
 from queuetopia_lite.sqlite import SQLiteBackend
+from queuetopia_lite.sqlite.backend import SCHEMA_VERSION
 from queuetopia_lite.sqlite.connection import APPLICATION_ID
 
 from . import pgserver
@@ -62,7 +63,7 @@ def test_sqlite_version_1_database_is_upgraded(tmp_path: Path) -> None:
     conn.close()
     backend = SQLiteBackend(path, durability="normal")
     try:
-        assert backend.migrate() == 3
+        assert backend.migrate() == SCHEMA_VERSION
         check_upgraded(backend)
     finally:
         backend.close()
@@ -91,7 +92,7 @@ def test_postgres_version_2_schema_is_upgraded(request: pytest.FixtureRequest) -
                      f"FROM {quoted}.qt_jobs".encode(), (SCOPE, T0, T0, T0))
     backend = PostgresBackend(pgserver.schema_url(schema))
     try:
-        assert backend.migrate() == 3
+        assert backend.migrate() == SCHEMA_VERSION
         check_upgraded(backend)
     finally:
         backend.close()

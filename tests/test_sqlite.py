@@ -76,7 +76,10 @@ def test_version_1_file_is_migrated_with_its_jobs(db_path: str) -> None:
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute(_MIGRATIONS["step_1"])
     conn.execute(f"PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = 1")
-    conn.execute(Q["insert_job_row"], (SCOPE, "q", "act", "{}", T0, 60.0, 10.0, 3, "pending", T0))
+    conn.execute("INSERT INTO qt_jobs (scope, queue, action, params, scheduled_at, timeout, "
+                 "max_backoff, max_attempts, status, created_at) "
+                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",  # version 1's columns
+                 (SCOPE, "q", "act", "{}", T0, 60.0, 10.0, 3, "pending", T0))
     conn.execute(Q["offer_head"], {"scope": SCOPE, "queue": "q", "id": 1, "scheduled_at": T0,
                                    "now": T0})
     backend = SQLiteBackend(db_path)

@@ -65,7 +65,7 @@ def test_migration_rebuilds_qt_jobs_keeping_rows_ids_and_the_sequence(db_path: s
     indexes = {name for (name,) in conn.execute(
         "SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'qt_jobs'"
         " AND name NOT LIKE 'sqlite_%'")}
-    assert indexes == {"qt_jobs_head", "qt_jobs_done"}
+    assert indexes == {"qt_jobs_head", "qt_jobs_done", "qt_jobs_unique"}
     assert conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'qt_jobs'"
                         ).fetchall() == [(12,)]
     assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]

@@ -422,8 +422,8 @@ def test_job_shows_each_failed_attempt(cli: Run, db: str) -> None:
     job_id = enqueue(cli, db, "payments", "charge", "--performer", PERFORMER)
     assert cli("--db", db, "worker", "--performer", PERFORMER, "--drain").code == 0
     shown = cli("--db", db, "job", str(job_id)).out
-    assert "errors:          1" in shown
-    assert "  #1 " in shown and ": card expired" in shown
+    assert "errors:          1 failed attempt" in shown
+    assert "  attempt 1  " in shown and "    card expired" in shown
     data = json.loads(cli("--db", db, "job", str(job_id), "--json").out)
     (entry,) = data["errors"]
     assert entry["attempt"] == 1 and entry["error"] == "card expired" and ":" in entry["by"]
