@@ -232,3 +232,56 @@ def test_a_forked_child_runs_its_own_scheduler(tmp_path: Path) -> None:
     finally:
         q.stop(timeout=10)
         q.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_listens_for_notifications_on_postgres(
+        request: pytest.FixtureRequest) -> None:
+    """Issue 9 defect 5: the LISTEN thread was not made again in a fork()ed child."""
+    from queuetopia_lite.postgres import PostgresBackend
+
+    from . import pgserver
+
+    backend = PostgresBackend(pgserver.schema_url(pgserver.fresh_schema(request)))
+    perf = Performer()
+    perf.register("ok", lambda job: None)
+    parent = Queuetopia(backend, perf, poll_interval=3600)
+    parent.start()  # the parent listens too
+    wait_until(lambda: backend.change_counter() > 0, message="the parent's listener")
+    ready_r, ready_w = os.pipe()
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: only a notification can start the job (poll: 1 hour)
+            code = 1
+            try:
+                child = Queuetopia(backend, perf, scope="child", poll_interval=3600)
+                done = threading.Event()
+
+                def watch() -> None:
+                    deadline = time.monotonic() + 20
+                    while child._scheduler is None or child._scheduler.iterations < 2:
+                        time.sleep(0.01)  # its first looks are over: it sleeps for an hour
+                    os.write(ready_w, b"x")
+                    while time.monotonic() < deadline and not done.is_set():
+                        if any(j.state == JobState.DONE for j in child.list_jobs()):
+                            done.set()
+                        time.sleep(0.01)
+                    os.kill(os.getpid(), signal.SIGTERM)
+
+                threading.Thread(target=watch, daemon=True).start()
+                child.run()
+                code = 0 if done.is_set() else 2
+            finally:
+                os._exit(code)
+        assert os.read(ready_r, 1) == b"x"
+        Queuetopia(backend, scope="child").create_job("q", "ok")  # NOTIFY at its commit
+        deadline = time.monotonic() + 30
+        while (waited := os.waitpid(pid, os.WNOHANG)) == (0, 0):
+            assert time.monotonic() < deadline, "the child never ended"
+            time.sleep(0.02)
+        assert os.waitstatus_to_exitcode(waited[1]) == 0, "the job did not run in the child"
+    finally:
+        os.close(ready_r)
+        os.close(ready_w)
+        parent.stop(timeout=10)
+        backend.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from typing import Any, Callable, Collection, Iterator, Sequence
 
@@ -85,6 +86,7 @@ class PostgresBackend:
         self._clock = DatabaseClock(self._database_time, clock_tolerance)
         self._listener: Listener | None = None
         self._listener_lock = threading.Lock()
+        self._listener_pid = os.getpid()
         self._identity: foreign.Identity | None = None
         if migrate:
             self.migrate()
@@ -335,6 +337,9 @@ class PostgresBackend:
         return self._get_listener().counter + self._db.commits
 
     def _get_listener(self) -> Listener:
+        if self._listener_pid != os.getpid():  # a fork()ed child: its parent's thread is gone
+            self._listener_lock = threading.Lock()
+            self._listener, self._listener_pid = None, os.getpid()
         with self._listener_lock:
             if self._listener is None:
                 self._listener = Listener(lambda: self._db.connect("-listener"), self.channel)

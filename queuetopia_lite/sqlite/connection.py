@@ -18,8 +18,9 @@ import weakref
 from typing import Callable, TypeVar
 
 from ..errors import DatabaseError, InvalidJobError
-from . import drivers
+from . import drivers, forkgate
 from .drivers import Conn
+from .forkgate import GATE
 
 T = TypeVar("T")
 
@@ -72,6 +73,7 @@ class Connections:
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self._generation = 0  # bumped by close_all: older connections are closed
+        forkgate.install()
 
     def get(self) -> Conn:
         """This thread's connection, opened on first use (and anew after fork)."""
@@ -123,17 +125,18 @@ class Connections:
         """Run ``body`` in a BEGIN IMMEDIATE transaction, retrying it while busy."""
         pause = RETRY_PAUSE
         for attempt in range(WRITE_RETRIES + 1):
-            conn = self._idle()
             try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    result = body(conn)
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if drivers.in_transaction(conn):
-                        conn.execute("ROLLBACK")
-                    raise
-                return result
+                with GATE.passage():
+                    conn = self._idle()
+                    conn.execute("BEGIN IMMEDIATE")
+                    try:
+                        result = body(conn)
+                        conn.execute("COMMIT")
+                    except BaseException:
+                        if drivers.in_transaction(conn):
+                            conn.execute("ROLLBACK")
+                        raise
+                    return result
             except drivers.errors() as exc:
                 if not drivers.is_busy(exc):
                     raise self.error(exc) from exc
@@ -177,7 +180,8 @@ class Connections:
         pause = RETRY_PAUSE
         for attempt in range(WRITE_RETRIES + 1):
             try:
-                return body(self.get())
+                with GATE.passage():
+                    return body(self.get())
             except drivers.errors() as exc:
                 if not drivers.is_busy(exc):
                     raise self.error(exc) from exc
