@@ -83,3 +83,46 @@ def litequeue(n: int) -> Result:
         for _ in range(n):
             q.done(q.pop().message_id)
     return _rates(n, enq.seconds, proc.seconds)
+
+
+def producers(n: int, threads: int, enqueue: Any) -> float:
+    """Seconds for ``threads`` threads to call enqueue(i) for i in range(n) between them."""
+    start = threading.Barrier(threads + 1)
+
+    def produce(k: int) -> None:
+        start.wait()
+        for i in range(k, n, threads):
+            enqueue(i)
+
+    pool = [threading.Thread(target=produce, args=(k,)) for k in range(threads)]
+    for thread in pool:
+        thread.start()
+    with Stopwatch() as sw:
+        start.wait()
+        for thread in pool:
+            thread.join()
+    return sw.seconds
+
+
+def huey_concurrent(n: int, producer_threads: int = 8, workers: int = 4) -> Result:
+    """huey SqliteHuey at its default durability: producers and consumer at once."""
+    from huey import Huey
+    from huey.storage import SqliteStorage
+
+    app = Huey("bench", storage_class=SqliteStorage, filename="huey.db")
+    done = threading.Event()
+    count = itertools.count(1)
+
+    @app.task()  # type: ignore[misc]
+    def noop(i: int) -> None:
+        if next(count) == n:
+            done.set()
+
+    consumer = app.create_consumer(workers=workers, worker_type="thread", periodic=False)
+    consumer.start()
+    with Stopwatch() as total:
+        enq = producers(n, producer_threads, noop)
+        if not done.wait(WAIT_LIMIT):
+            raise RuntimeError("huey did not finish")
+    consumer.stop(graceful=True)
+    return {"enqueue_per_s": rate(n, enq), "e2e_per_s": rate(n, total.seconds), "n": n}

@@ -83,3 +83,21 @@ def end_to_end(n: int, durability: str, queues: int, workers: int) -> Result:
     q.close()
     return {"enqueue_per_s": rate(n, enq.seconds), "process_per_s": rate(n, seconds),
             "e2e_per_s": rate(n, enq.seconds + seconds)}
+
+
+def end_to_end_concurrent(n: int, durability: str, producer_threads: int = 8,
+                          queues: int = 50, workers: int = 4) -> Result:
+    """8 threads enqueue one by one while the scheduler runs: first create to last job."""
+    from peers import producers
+
+    performer = CountingPerformer(n)
+    q = open_q(durability, performer, workers)
+    q.start()
+    with Stopwatch() as total:
+        enq = producers(n, producer_threads,
+                        lambda i: q.create_job(f"q{i % queues}", "noop", {"i": i}))
+        if not performer.done.wait(WAIT_LIMIT):
+            raise RuntimeError("the jobs did not all run in time")
+    q.stop()
+    q.close()
+    return {"enqueue_per_s": rate(n, enq), "e2e_per_s": rate(n, total.seconds)}

@@ -50,6 +50,10 @@ def plan(n: int, quick: bool) -> list[tuple[str, str, str, dict[str, Any], str |
             cases.append((f"huey/{workers}w/{d}", "peers", "huey",
                           {"n": n, "workers": workers,
                            "durability": "default" if d == "full" else d}, None))
+    # 8 producer threads enqueue while the consumer runs (huey at its default durability).
+    cases.append(("qtl/e2e8/full", "qtl", "end_to_end_concurrent",
+                  {"n": n, "durability": "full"}, None))
+    cases.append(("huey/e2e8/default", "peers", "huey_concurrent", {"n": n}, None))
     cases.append(("persist-queue", "peers", "persist_queue", {"n": n}, None))
     cases.append(("litequeue", "peers", "litequeue", {"n": min(n, LITEQUEUE_MAX)}, None))
     samples = 100 if quick else 300

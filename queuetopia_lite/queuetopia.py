@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from . import validation as check
 from .backend import Backend, NewJob
+from .enqueue import Enqueuer
 from .errors import InvalidJobError, JobNotFoundError
 from .job import Job, JobState, QueueStatus
 from .performer import BoundPerformer, PerformerArg
@@ -101,6 +102,7 @@ class Queuetopia:
                                     driver=driver)
         self._scheduler: Scheduler | None = None
         self._scheduler_lock = threading.Lock()
+        self._enqueuer = Enqueuer(self.backend, self.scope, self._clock)
         self._periodics: list[Periodic] = []
         self._ticker = PeriodicTicker(self.backend, self.scope, self._periodics, self._clock,
                                       lambda jobs: self.notify())
@@ -162,7 +164,7 @@ class Queuetopia:
 
     def _insert(self, new: Sequence[NewJob], connection: Any) -> list[Job]:
         if connection is None:
-            created = self.backend.insert_jobs(self.scope, new, self._clock())
+            created = self._enqueuer.insert(new)
             self.notify()
             return created
         insert_in = getattr(self.backend, "insert_jobs_in", None)
