@@ -59,6 +59,8 @@ class Scheduler:
         self._board = Board()
         self._committer: Committer | None = None
         self._thread: threading.Thread | None = None
+        self._helpers: list[threading.Thread] = []  # watcher, hook caller, lease keeper
+        self._runner: Runner | None = None
         self._halt = threading.Event()
         self._unsaved: list[Outcome] = []  # results a failed drain() could not save
 
@@ -128,11 +130,16 @@ class Scheduler:
 
             committer.pending, self._unsaved[:] = list(self._unsaved), []
             self._committer = committer
+            self._runner = runner
             runner.start()
-            for target, name in ((lambda: keeper.run(halt), "lease-keeper"),
-                                 (lambda: watch(self._backend, board, halt), "watcher"),
-                                 (hooks.run, "hooks")):
-                threading.Thread(target=target, name=f"queuetopia-{name}", daemon=True).start()
+            self._helpers = []
+            for target, name in ((lambda: watch(self._backend, board, halt), "watcher"),
+                                 (hooks.run, "hooks"),
+                                 (lambda: keeper.run(halt), "lease-keeper")):
+                helper = threading.Thread(target=target, name=f"queuetopia-{name}",
+                                          daemon=True)
+                helper.start()
+                self._helpers.append(helper)
             self._thread = threading.Thread(target=commit, name="queuetopia-committer",
                                             daemon=True)
             self._thread.start()
@@ -153,7 +160,16 @@ class Scheduler:
             with self._board.lock:
                 self._board.stopping = True
                 self._board.changed.notify()
+            deadline = None if timeout is None else time.monotonic() + timeout
             thread.join(timeout)
+            if thread.is_alive():
+                return  # it ends by itself once settled
+            # Its helpers end at once (the backend may be closed right after we return),
+            # but for a lease keeper that renews runaways' leases while they run.
+            runaways = bool(self._board.claims(runaways_only=True))
+            workers = [] if self._runner is None else self._runner.threads()
+            for helper in self._helpers[:2 if runaways else 3] + workers:
+                helper.join(None if deadline is None else max(deadline - time.monotonic(), 0))
 
     def notify(self) -> None:
         """Wake the committer: something may be runnable."""

@@ -48,7 +48,14 @@ class Runner:
         """Tell every worker to end once the jobs handed to it are done."""
         for _ in self._threads:
             self._work.put(None)
-        self._threads = []
+
+    def threads(self) -> list[threading.Thread]:
+        """The worker threads not running a job past its timeout."""
+        board = self._board
+        with board.lock:
+            runaways = {t.thread for t in board.tasks.values()
+                        if t.state is TaskState.TIMED_OUT and not t.ended}
+        return [thread for thread in self._threads if thread not in runaways]
 
     def _work_loop(self) -> None:
         board = self._board
@@ -56,6 +63,7 @@ class Runner:
             timeout = task.claim.job.timeout
             with board.lock:
                 task.state = TaskState.RUNNING
+                task.thread = threading.current_thread()
                 if timeout is not None:
                     task.deadline = time.monotonic() + timeout
                     if task.deadline < board.wake_at:  # the committer would sleep past it

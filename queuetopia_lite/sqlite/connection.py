@@ -206,9 +206,10 @@ class Connections:
             conns = [held.conn for held in self._all]
             self._all.clear()
             self._generation += 1
-        for conn in conns:
-            try:
-                conn.close()
-            except drivers.errors():
-                pass
+        with GATE.closed():  # none of them is inside a statement meanwhile
+            for conn in conns:
+                try:
+                    conn.close()
+                except drivers.errors():
+                    pass
         self._local.held = None

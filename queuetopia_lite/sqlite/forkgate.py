@@ -53,6 +53,16 @@ class ForkGate:
             self._forking = False
             self._cond.notify_all()
 
+    @contextlib.contextmanager
+    def closed(self) -> Iterator[None]:
+        """No call of ours inside SQLite while the block runs (closing connections that
+        other threads use: one closed under a running statement can crash the process)."""
+        self.before_fork()
+        try:
+            yield
+        finally:
+            self.after_fork_in_parent()
+
     def after_fork_in_child(self) -> None:
         self.__init__()  # type: ignore[misc]  # the parent's threads are not here
 
