@@ -285,3 +285,29 @@ def test_a_forked_child_listens_for_notifications_on_postgres(
         os.close(ready_w)
         parent.stop(timeout=10)
         backend.close()
+
+
+def test_no_busy_loop_while_our_own_lease_looks_expired(make_q: MakeQ) -> None:
+    """After a forward clock jump, our running job's lease looks expired: a step can do
+    nothing about it (our own claim), and the committer must not spin on it."""
+    offset = [0.0]
+    gate = threading.Event()
+    perf = Performer()
+    perf.register("wait", lambda job: gate.wait(30))
+    q = make_q(perf, lease=5.0, clock=lambda: time.time() + offset[0])
+    job = q.create_job("a", "wait")
+    q.start()
+    try:
+        wait_until(lambda: q.get_job(job.id).state == JobState.RUNNING,  # type: ignore[union-attr]
+                   message="job running")
+        offset[0] = 60.0  # past the lease
+        q.notify()
+        scheduler = q._scheduler
+        assert scheduler is not None
+        before = scheduler.iterations
+        time.sleep(0.5)  # a window to count loop turns in
+        assert scheduler.iterations - before < 30, "the committer spins"
+    finally:
+        gate.set()
+    wait_until(lambda: q.get_job(job.id).state == JobState.DONE,  # type: ignore[union-attr]
+               message="the job's own result saved")

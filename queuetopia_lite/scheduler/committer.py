@@ -32,6 +32,7 @@ log = logging.getLogger("queuetopia_lite")
 
 ERROR_PAUSE_MAX = 30.0  # seconds: the longest pause after a database error
 ISOLATE_AFTER = 3  # failed steps in a row before outcomes are saved one by one
+IDLE_PAUSE = 0.05  # seconds: the least sleep after a step that claimed nothing (no spinning)
 
 
 class Committer:
@@ -66,25 +67,33 @@ class Committer:
         """Commit until stopped and settled, or until an error that needs a person."""
         error_pause = 0.0
         sleep = 0.0
+        fruitless = False  # the last step found work to claim, yet claimed nothing
         next_cleanup = None
         if self._cleanup_interval is not None:
             next_cleanup = time.monotonic() + random.uniform(0, min(self._cleanup_interval, 1.0))
         while True:
-            events, poked, stopping = self._wait(sleep, error_pause > 0)
+            # After an error, only stop() cuts the pause short; after a fruitless step,
+            # pokes do not either (on Postgres our own commit pokes us: a loop).
+            events, _poked, stopping = self._wait(sleep, pokes=not (error_pause or fruitless),
+                                                  events=not error_pause)
             self.iterations += 1
             self._absorb(events)
             self._expire_timeouts()
             free = 0 if stopping else self._free()
+            fruitless = False
             try:
-                if self.pending or (free > 0 and (poked or sleep > 0 or events) and
+                if self.pending or (free > 0 and
                                     self._backend.has_runnable(self._scope, self._clock())):
-                    self._step(free)
+                    saving = bool(self.pending)
+                    fruitless = self._step(free) == 0 and not saving
                 if next_cleanup is not None and time.monotonic() >= next_cleanup:
                     assert self._cleanup_interval is not None
                     self._backend.prune(self._scope, self._clock() - self._job_retention)
                     next_cleanup = time.monotonic() + self._cleanup_interval
                 error_pause = 0.0
-                sleep = self._sleep_time(next_cleanup)
+                sleep = self._sleep_time(next_cleanup, free)
+                if fruitless:  # e.g. our own claim whose lease looks expired (a clock jump)
+                    sleep = max(sleep, IDLE_PAUSE)
             except Exception as exc:  # the committer must never die silently
                 if isinstance(exc, DatabaseError) and not exc.retryable:
                     log.critical("queuetopia_lite: %s: the scheduler stops", exc)
@@ -100,29 +109,30 @@ class Committer:
             if self._settled_to_stop():
                 return
 
-    def _wait(self, timeout: float, only_stop: bool) -> tuple[list[Event], bool, bool]:
-        """Sleep until an event, a poke, a timeout deadline or ``timeout`` seconds.
+    def _wait(self, timeout: float, *, pokes: bool = True,
+              events: bool = True) -> tuple[list[Event], bool, bool]:
+        """Sleep until an event, a poke, a timeout deadline, stop() or ``timeout`` seconds.
 
-        During an error pause (``only_stop``) only stop() cuts the sleep short: a
-        retry at every event would be a hot loop on a full disk.
+        Without ``events`` (an error pause) only stop() and the time cut the sleep
+        short: a retry at every event would be a hot loop on a full disk.
         """
         board = self._board
         with board.lock:
             end = time.monotonic() + timeout
             was_stopping = board.stopping
             while board.stopping == was_stopping:
-                if not only_stop and (board.inbox or board.poked):
+                if (events and board.inbox) or (pokes and board.poked):
                     break
-                wake = end if only_stop else min(end, self._earliest_deadline())
+                wake = min(end, self._earliest_deadline()) if events else end
                 left = wake - time.monotonic()
                 if left <= 0:
                     break
                 board.wake_at = wake
                 board.changed.wait(left)
             board.wake_at = math.inf
-            events, board.inbox = board.inbox, []
+            arrived, board.inbox = board.inbox, []
             poked, board.poked = board.poked, False
-            return events, poked, board.stopping
+            return arrived, poked, board.stopping
 
     def _earliest_deadline(self) -> float:
         """The first timeout of a running job (lock held)."""
@@ -147,10 +157,10 @@ class Committer:
                        if task.state in (TaskState.QUEUED, TaskState.RUNNING))
         return max(self._capacity - busy, 0)
 
-    def _sleep_time(self, next_cleanup: float | None) -> float:
+    def _sleep_time(self, next_cleanup: float | None, free: int) -> float:
         """Seconds until something may be due: a head, a lease end, the cleaner, the poll."""
         wait = self._poll_interval
-        if self._free() > 0:  # with every slot busy a due head must wait for a worker anyway
+        if free > 0:  # with every slot busy (or stopping) a due head must wait anyway
             due = self._backend.next_due(self._scope)
             if due is not None:
                 wait = min(wait, due - self._clock())
@@ -188,12 +198,14 @@ class Committer:
 
     # -- steps --------------------------------------------------------------------
 
-    def _step(self, free: int) -> None:
-        """Save every pending outcome and claim up to ``free`` heads, in one transaction."""
+    def _step(self, free: int) -> int:
+        """Save every pending outcome and claim up to ``free`` heads, in one transaction.
+
+        Returns how many heads were claimed.
+        """
         outcomes, self.pending = self.pending, []
         if self._strikes >= ISOLATE_AFTER and len(outcomes) > 1:
-            self._isolate(outcomes, free)
-            return
+            return self._isolate(outcomes, free)
         try:
             result = self._call(outcomes, free)
         except DatabaseError as exc:
@@ -205,17 +217,17 @@ class Committer:
             if not outcomes:
                 raise
             log.exception("queuetopia_lite: a step failed; saving its outcomes one by one")
-            self._isolate(outcomes, free)
-            return
+            return self._isolate(outcomes, free)
         self._strikes = 0
         self._apply(outcomes, result)
+        return len(result.claimed)
 
     def _call(self, outcomes: list[Outcome], claim: int) -> StepResult:
         return self._backend.step(self._scope, self._clock(), outcomes=outcomes, claim=claim,
                                   owner=owner_name(), lease=self._lease,
                                   backoff=self._recovery_backoff, alive=self._board.alive())
 
-    def _isolate(self, outcomes: list[Outcome], free: int) -> None:
+    def _isolate(self, outcomes: list[Outcome], free: int) -> int:
         """Save outcomes one by one, so that one that cannot be saved holds back no other.
 
         An outcome whose own step raises something other than a database error is
@@ -236,8 +248,11 @@ class Committer:
                 part = self._salvage(outcome, exc)
             self._apply([outcome], part)
         self._strikes = 0
-        if free > 0:
-            self._apply([], self._call([], free))
+        if free <= 0:
+            return 0
+        result = self._call([], free)
+        self._apply([], result)
+        return len(result.claimed)
 
     def _salvage(self, outcome: Outcome, exc: Exception) -> StepResult:
         """The last try for an outcome that cannot be saved as it is."""
