@@ -1099,8 +1099,10 @@ BEGIN
                     SET status = 'running', attempts = j.attempts + 1, attempted_at = p_now,
                         attempted_by = p_owner,
                         lock_token = p_tokens[array_position(c_head, j.id)]
+                    -- IS NOT DISTINCT FROM: "status = 'pending'" would make the partial
+                    -- head index eligible, and a young table's statistics chose a scan of it.
                     WHERE j.ctid = ANY (c_job_tid) AND j.id = ANY (c_head)
-                      AND j.status = 'pending'
+                      AND j.status IS NOT DISTINCT FROM 'pending'
                     RETURNING array_position(c_head, j.id) AS x, j AS job
                 )
                 SELECT s.x, s.job FROM started s ORDER BY s.x
