@@ -9,11 +9,21 @@ A plain script, not a test. For each library, on a fresh database of its own:
   insert and its commit) to the start of the job.
 
 queuetopia_lite jobs are spread over QUEUES queues (each queue runs one job at
-a time, by design); the peers have no such ordering. Each library is run with
-WORKERS concurrent jobs.
+a time, by design); the peers have no such ordering. Each library runs at most
+WORKERS jobs at once: queuetopia_lite max_workers, procrastinate concurrency,
+pgqueuer max_concurrent_tasks (with batch_size WORKERS // 2, the largest it
+accepts for that cap).
+
+pgqueuer runs on asyncpg, its default driver (its CLI tries asyncpg first), and
+again on psycopg ("pgqueuer-psycopg"). pgqueuer's psycopg driver listens on the
+one connection it also queries through, inside ``notifies(timeout=1.0)``, which
+holds the connection's lock: the dequeue a notification triggers waits for that
+timeout, so its wake-up is about one second (that driver's design, not this
+harness's). "pgqueuer-wide" is the setting this harness used before: batches of
+WORKERS and up to 4 * WORKERS jobs at once.
 
     .venv/bin/pip install -e '.[postgres,bench-postgres]'
-    .venv/bin/python benchmarks/postgres_bench.py [--jobs 20000] [--samples 200]
+    .venv/bin/python benchmarks/postgres_bench.py [--jobs 20000] [--samples 200] [--workers 16]
 
 Prints a table and writes benchmarks/out/postgres_bench.json.
 """
@@ -111,18 +121,27 @@ def bench_queuetopia(jobs: int, samples: int) -> dict[str, Any]:
 # -- pgqueuer --------------------------------------------------------------------
 
 
-async def _bench_pgqueuer(jobs: int, samples: int) -> dict[str, Any]:
+async def _bench_pgqueuer(jobs: int, samples: int, driver: str,
+                          wide: bool = False) -> dict[str, Any]:
     from pgqueuer import PgQueuer
-    from pgqueuer.db import PsycopgDriver
+    from pgqueuer.db import AsyncpgDriver, PsycopgDriver
     from pgqueuer.models import Job
     from pgqueuer.queries import Queries
 
     url = fresh_database("qtl_bench_pgqueuer")
-    worker_conn = await psycopg.AsyncConnection.connect(url, autocommit=True)
-    producer_conn = await psycopg.AsyncConnection.connect(url, autocommit=True)
-    producer = Queries(PsycopgDriver(producer_conn))
+    if driver == "asyncpg":
+        import asyncpg
+
+        worker_conn: Any = await asyncpg.connect(url)
+        producer_conn: Any = await asyncpg.connect(url)
+        make_driver: Any = AsyncpgDriver
+    else:
+        worker_conn = await psycopg.AsyncConnection.connect(url, autocommit=True)
+        producer_conn = await psycopg.AsyncConnection.connect(url, autocommit=True)
+        make_driver = PsycopgDriver
+    producer = Queries(make_driver(producer_conn))
     await producer.install()
-    pgq = PgQueuer(PsycopgDriver(worker_conn))
+    pgq = PgQueuer(make_driver(worker_conn))
     count = 0
     all_done = asyncio.Event()
     started = asyncio.Event()
@@ -141,8 +160,10 @@ async def _bench_pgqueuer(jobs: int, samples: int) -> dict[str, Any]:
         latencies.append(time.time() - float(job.payload.decode()))
         started.set()
 
-    runner = asyncio.create_task(pgq.run(batch_size=WORKERS,
-                                         max_concurrent_tasks=4 * WORKERS))
+    # At most WORKERS jobs at once, as the others; pgqueuer wants batches of at most half.
+    # wide: this harness's earlier setting, batches of WORKERS and 4 * WORKERS at once.
+    batch, most = (WORKERS, 4 * WORKERS) if wide else (WORKERS // 2, WORKERS)
+    runner = asyncio.create_task(pgq.run(batch_size=batch, max_concurrent_tasks=most))
     await asyncio.sleep(0.5)  # let it LISTEN
     try:
         t0 = time.perf_counter()
@@ -222,7 +243,15 @@ async def _bench_procrastinate(jobs: int, samples: int) -> dict[str, Any]:
 
 
 def bench_pgqueuer(jobs: int, samples: int) -> dict[str, Any]:
-    return asyncio.run(_bench_pgqueuer(jobs, samples))
+    return asyncio.run(_bench_pgqueuer(jobs, samples, "asyncpg"))
+
+
+def bench_pgqueuer_wide(jobs: int, samples: int) -> dict[str, Any]:
+    return asyncio.run(_bench_pgqueuer(jobs, samples, "asyncpg", wide=True))
+
+
+def bench_pgqueuer_psycopg(jobs: int, samples: int) -> dict[str, Any]:
+    return asyncio.run(_bench_pgqueuer(jobs, samples, "psycopg"))
 
 
 def bench_procrastinate(jobs: int, samples: int) -> dict[str, Any]:
@@ -232,17 +261,23 @@ def bench_procrastinate(jobs: int, samples: int) -> dict[str, Any]:
 BENCHES: dict[str, Callable[[int, int], dict[str, Any]]] = {
     "queuetopia_lite": bench_queuetopia,
     "pgqueuer": bench_pgqueuer,
+    "pgqueuer-wide": bench_pgqueuer_wide,
+    "pgqueuer-psycopg": bench_pgqueuer_psycopg,
     "procrastinate": bench_procrastinate,
 }
 
 
 def main() -> None:
+    global WORKERS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=20000)
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--only", choices=sorted(BENCHES), action="append")
+    parser.add_argument("--workers", type=int, default=16,
+                        help="jobs each library runs at once")
     parser.add_argument("--out", default="benchmarks/out/postgres_bench.json")
     args = parser.parse_args()
+    WORKERS = args.workers
     results: dict[str, Any] = {}
     for name in args.only or BENCHES:
         print(f"running {name}...", flush=True)
@@ -251,16 +286,18 @@ def main() -> None:
         server = conn.execute("SHOW server_version").fetchone()
     print(f"\n{args.jobs} no-op jobs, {WORKERS} concurrent jobs per worker, one worker "
           f"process; {args.samples} wake-up samples; PostgreSQL {server[0] if server else '?'}")
-    header = f"{'library':<16} {'jobs/s':>9} {'enqueue/s':>10} {'wake p50':>9} " \
+    header = f"{'library':<17} {'jobs/s':>9} {'enqueue/s':>10} {'wake p50':>9} " \
              f"{'p90':>8} {'p99':>8}"
     print(header)
     print("-" * len(header))
     for name, r in results.items():
-        print(f"{name:<16} {r['jobs_per_s']:>9.0f} {r['enqueue_per_s']:>10.0f} "
+        print(f"{name:<17} {r['jobs_per_s']:>9.0f} {r['enqueue_per_s']:>10.0f} "
               f"{r['median_ms']:>7.2f}ms {r['p90_ms']:>6.2f}ms {r['p99_ms']:>6.2f}ms")
-    if "queuetopia_lite" in results and "pgqueuer" in results:
-        ratio = results["queuetopia_lite"]["jobs_per_s"] / results["pgqueuer"]["jobs_per_s"]
-        print(f"\nqueuetopia_lite / pgqueuer throughput: {ratio:.2f}x")
+    print()
+    for peer in ("pgqueuer", "pgqueuer-wide", "pgqueuer-psycopg"):
+        if "queuetopia_lite" in results and peer in results:
+            ratio = results["queuetopia_lite"]["jobs_per_s"] / results[peer]["jobs_per_s"]
+            print(f"queuetopia_lite / {peer} throughput: {ratio:.2f}x")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"jobs": args.jobs, "samples": args.samples, "workers": WORKERS,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 from typing import Any, Callable, Collection, Iterator, Sequence
@@ -38,7 +39,8 @@ from .connection import Cursor, Database
 from .listener import Listener
 from .steps import run
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
+log = logging.getLogger("queuetopia_lite")
 PRUNE_BATCH = 2000  # rows deleted per transaction
 _MIGRATIONS = sql.load(__package__, "migrations.sql")
 _QUERIES = sql.load(__package__, "queries.sql")
@@ -282,15 +284,35 @@ class PostgresBackend:
         args = steps.step_args(scope, now, offset, self.channel, outcomes, claim, owner,
                                now + lease, alive)
 
-        def body(cur: Cursor, rows: list[Any]) -> StepResult:
-            result = StepResult(rejected=list(early))
-            expired, released = steps.read_step(rows, outcomes, now, result)
-            if expired:  # rare: record them with the application's backoff, then claim
-                rows = run(cur, q["step"], steps.recovery_args(
-                    args, expired, released, now, backoff or default_backoff))
-                steps.read_step(rows, outcomes, now, result)
-            return result
-        return self._db.write_first(q["step"], args, body)
+        result = StepResult(rejected=list(early))
+
+        def body(cur: Cursor, rows: list[Any]) -> tuple[list[steps.Expired], int]:
+            del result.claimed[:], result.failed[:]  # a retried transaction starts afresh
+            result.rejected[len(early):] = []
+            return steps.read_step(rows, outcomes, now, result)
+        expired, released = self._db.write_first(q["step"], args, body)
+        if expired:
+            # Rare. The application's backoff (user code) runs here, between two
+            # transactions, never while row locks are held; the second transaction
+            # recovers only leases still expired under the same token, then claims.
+            again = steps.recovery_args(args, expired, released, now,
+                                        backoff or default_backoff)
+            more = StepResult()
+
+            def recover(cur: Cursor, rows: list[Any]) -> None:
+                del more.claimed[:], more.failed[:], more.rejected[:]
+                steps.read_step(rows, (), now, more)
+            try:
+                self._db.write_first(q["step"], again, recover)
+            except DatabaseError as exc:
+                if not exc.retryable:
+                    raise
+                # The outcomes are saved: a later step finds these leases again.
+                log.warning("queuetopia_lite: recovering expired leases failed: %s", exc)
+                return result
+            result.claimed += more.claimed
+            result.failed += more.failed
+        return result
 
     def _early_releases(self, outcomes: Sequence[Outcome]) -> list[Outcome]:
         """Releases sent while their job still runs under their claim: refused."""

@@ -753,3 +753,398 @@ END $$;
 -- change; the step exists so both dialects number their steps alike (SQLite
 -- rebuilds its table here to get AUTOINCREMENT).
 SELECT 1;
+
+-- name: step_5
+-- The scheduling step set-based (issue 9): one statement per kind of change for the
+-- whole batch (queue rows locked, successes saved, queues released, heads claimed)
+-- instead of one statement per row; failures, snoozes and releases of runaways (rare)
+-- stay one row at a time. The rules are step_3's, unchanged. Recoveries of expired
+-- leases are fenced (still expired under the same token): the caller now computes
+-- their backoff between two transactions, not inside one that holds row locks.
+-- The planner is told to use the indexes: with the statistics of a young (never
+-- analysed) table, the cached generic plans of joins otherwise scanned whole tables.
+
+-- qt_release of step_2 with one statement for the heads and one for the queue rows.
+-- The new values are computed row by row as before, in arrays. Rows are found by
+-- one probe each and updated by ctid: with a young table's statistics, "= ANY" and
+-- joins of arrays were planned as scans of a whole index.
+CREATE OR REPLACE FUNCTION {schema}.qt_release(p_scope text, p_now float8, p_queues text[],
+                                               p_head bigint[], p_blocked float8[],
+                                               p_row_hold float8[], p_failed boolean[],
+                                               p_hold float8[]) RETURNS integer
+LANGUAGE plpgsql
+SET enable_seqscan = off SET enable_bitmapscan = off
+AS $$
+DECLARE
+    l_with_head integer := 0;
+    h_id bigint[];
+    h_scheduled float8[];
+    h_next float8[];
+    h_attempted float8[];
+    h_tid tid[];
+    a_hold float8[] := ARRAY[]::float8[];
+    a_blocked float8[] := ARRAY[]::float8[];
+    a_due float8[] := ARRAY[]::float8[];
+    a_ready float8[] := ARRAY[]::float8[];
+    l_hold float8;
+    l_blocked float8;
+    l_due float8;
+    l_ready float8;
+BEGIN
+    -- Each queue's first pending job (LIMIT 1 per queue: one index probe each).
+    SELECT array_agg(nh.id ORDER BY r.x), array_agg(nh.scheduled_at ORDER BY r.x),
+           array_agg(nh.next_attempt_at ORDER BY r.x), array_agg(nh.attempted_at ORDER BY r.x),
+           array_agg(qq.ctid)
+    INTO h_id, h_scheduled, h_next, h_attempted, h_tid
+    FROM unnest(p_queues) WITH ORDINALITY AS r(queue, x)
+    -- OFFSET 0 and LIMIT 1 keep each probe a probe (not a join the planner may reorder).
+    CROSS JOIN LATERAL (SELECT q.ctid FROM {schema}.qt_queues q
+                        WHERE q.scope = p_scope AND q.queue = r.queue OFFSET 0) qq
+    LEFT JOIN LATERAL (
+        SELECT j.id, j.scheduled_at, j.next_attempt_at, j.attempted_at
+        FROM {schema}.qt_jobs j
+        WHERE j.scope = p_scope AND j.queue = r.queue AND j.status = 'pending'
+        ORDER BY j.scheduled_at, j.id LIMIT 1) nh ON true;
+    FOR i IN 1 .. coalesce(array_length(p_queues, 1), 0) LOOP
+        l_due := NULL; l_ready := NULL; l_blocked := NULL;
+        l_hold := greatest(p_row_hold[i], p_hold[i]);  -- greatest() skips NULLs
+        IF p_failed[i] THEN  -- 0.0 counts as unset, as Python's `or` does in steps.release
+            l_blocked := CASE WHEN p_blocked[i] IS NULL OR p_blocked[i] = 0 THEN p_now
+                              ELSE p_blocked[i] END;
+        END IF;
+        IF h_id[i] IS NOT NULL THEN
+            l_with_head := l_with_head + 1;
+            l_due := greatest(h_scheduled[i], coalesce(h_next[i], 0));
+            -- A released queue goes to the back of the line (now): fairness between queues.
+            l_ready := greatest(l_due, coalesce(l_hold, 0), p_now);
+            IF NOT p_failed[i] AND h_id[i] = p_head[i] THEN
+                l_blocked := p_blocked[i];
+            ELSIF NOT p_failed[i] AND h_next[i] IS NOT NULL THEN  -- a failed job is head again
+                l_blocked := h_attempted[i];
+            END IF;
+        END IF;
+        a_hold := a_hold || l_hold;
+        a_blocked := a_blocked || l_blocked;
+        a_due := a_due || l_due;
+        a_ready := a_ready || l_ready;
+    END LOOP;
+    UPDATE {schema}.qt_queues q
+    SET lock_token = NULL, locked_by = NULL, locked_at = NULL, locked_until = NULL,
+        head_id = h_id[array_position(p_queues, q.queue)],
+        head_scheduled_at = h_scheduled[array_position(p_queues, q.queue)],
+        head_due_at = a_due[array_position(p_queues, q.queue)],
+        ready_at = a_ready[array_position(p_queues, q.queue)],
+        blocked_since = a_blocked[array_position(p_queues, q.queue)],
+        hold_until = a_hold[array_position(p_queues, q.queue)]
+    WHERE q.ctid = ANY (h_tid);  -- rows this transaction holds: their ctids are stable
+    RETURN l_with_head;
+END $$;
+
+CREATE OR REPLACE FUNCTION {schema}.qt_step(
+    p_scope text, p_now float8, p_channel text,
+    o_kind text[], o_queue text[], o_id bigint[], o_token text[], o_error text[],
+    o_next float8[], o_keep boolean[],
+    v_queue text[], v_token text[], v_id bigint[], v_next float8[], v_error text[],
+    p_released integer, p_alive text[], p_claim integer, p_owner text, p_until float8,
+    p_tokens text[])
+RETURNS TABLE (r_kind text, r_n bigint, r_queue text, r_token text, r_by text,
+               r_job {schema}.qt_jobs)
+LANGUAGE plpgsql
+SET enable_seqscan = off SET enable_bitmapscan = off
+AS $$
+DECLARE
+    n integer := coalesce(array_length(o_kind, 1), 0);
+    q_names text[] := ARRAY[]::text[];
+    q_token text[];
+    q_head bigint[];
+    q_blocked float8[];
+    q_hold float8[];
+    s_ids bigint[];  -- the successes' jobs and tokens
+    s_tokens text[];
+    s_bulk boolean := false;  -- saved in one statement
+    s_saved bigint[] := ARRAY[]::bigint[];  -- the jobs of the successes saved
+    -- Queues to release: their rows as locked, whether a failure was recorded, its hold.
+    rel_queue text[] := ARRAY[]::text[];
+    rel_head bigint[] := ARRAY[]::bigint[];
+    rel_blocked float8[] := ARRAY[]::float8[];
+    rel_row_hold float8[] := ARRAY[]::float8[];
+    rel_failed boolean[] := ARRAY[]::boolean[];
+    rel_hold float8[] := ARRAY[]::float8[];
+    l_released integer := coalesce(p_released, 0);
+    l_saved boolean;
+    l_failed boolean;
+    l_snoozed boolean;
+    l_hold float8;
+    l_job {schema}.qt_jobs;
+    l_expired boolean := false;
+    k integer;
+    rec record;
+    c_queue text[];
+    c_head bigint[];
+    c_blocked float8[];
+    c_hold float8[];
+    c_tid tid[];
+    c_job_tid tid[];
+    c_got integer[] := ARRAY[]::integer[];  -- indexes (in c_*) of the heads claimed
+    l_lock_queues text[] := ARRAY[]::text[];
+    l_lock_tokens text[] := ARRAY[]::text[];
+    l_lock_tids tid[] := ARRAY[]::tid[];
+    l_claimed integer := 0;
+BEGIN
+    IF n > 0 THEN
+        -- The rows of the queues the outcomes release, locked in name order and read
+        -- once, before any change.
+        SELECT coalesce(array_agg(l.queue ORDER BY l.queue), ARRAY[]::text[]),
+               array_agg(l.lock_token ORDER BY l.queue), array_agg(l.head_id ORDER BY l.queue),
+               array_agg(l.blocked_since ORDER BY l.queue),
+               array_agg(l.hold_until ORDER BY l.queue)
+        INTO q_names, q_token, q_head, q_blocked, q_hold
+        FROM (SELECT DISTINCT o_queue[x] AS name FROM generate_subscripts(o_kind, 1) x
+              WHERE NOT (o_kind[x] = 'f' AND o_keep[x]) ORDER BY 1) o
+        -- One probe a queue, in name order (a subquery that locks is never flattened).
+        CROSS JOIN LATERAL (SELECT q.queue, q.lock_token, q.head_id, q.blocked_since,
+                                   q.hold_until
+                            FROM {schema}.qt_queues q
+                            WHERE q.scope = p_scope AND q.queue = o.name FOR UPDATE) l;
+        -- Every success in one statement (fenced by token), when their jobs are distinct
+        -- (always, but for a job claimed twice by this process); the loop reads the result.
+        SELECT array_agg(o_id[x]), array_agg(o_token[x]),
+               count(*) = count(DISTINCT o_id[x])
+        INTO s_ids, s_tokens, s_bulk
+        FROM generate_subscripts(o_kind, 1) x WHERE o_kind[x] = 's';
+        IF s_bulk AND s_ids IS NOT NULL THEN
+            WITH s AS (
+                UPDATE {schema}.qt_jobs j
+                SET status = 'done', done_at = p_now, error = NULL, next_attempt_at = NULL,
+                    lock_token = NULL
+                WHERE j.id = ANY (s_ids) AND j.status = 'running'
+                  AND j.lock_token = s_tokens[array_position(s_ids, j.id)]
+                RETURNING j.id
+            )
+            SELECT coalesce(array_agg(s.id), ARRAY[]::bigint[]) INTO s_saved FROM s;
+        END IF;
+    END IF;
+    FOR i IN 1 .. n LOOP
+        l_failed := false;
+        l_snoozed := false;
+        l_hold := NULL;
+        IF o_kind[i] = 's' AND s_bulk THEN
+            l_saved := o_id[i] = ANY (s_saved);
+        ELSIF o_kind[i] = 's' THEN
+            UPDATE {schema}.qt_jobs j
+            SET status = 'done', done_at = p_now, error = NULL, next_attempt_at = NULL,
+                lock_token = NULL
+            WHERE j.id = o_id[i] AND j.status = 'running' AND j.lock_token = o_token[i];
+            l_saved := FOUND;
+        ELSIF o_kind[i] = 'z' THEN  -- snoozed until o_next: not a failure, not blocked
+            l_saved := {schema}.qt_snooze_job(o_id[i], o_token[i], o_next[i]);
+            l_snoozed := l_saved;
+        ELSIF o_kind[i] IN ('f', 'g') THEN  -- 'g': gave up (failed now, no hold, not blocked)
+            l_job := {schema}.qt_fail_job(o_id[i], o_token[i], o_error[i], o_next[i],
+                                          o_kind[i] = 'g', p_now);
+            l_saved := l_job.id IS NOT NULL;
+            IF l_saved THEN
+                l_failed := o_kind[i] = 'f';
+                IF l_job.status = 'failed' THEN  -- the last attempt holds its queue
+                    l_hold := l_job.next_attempt_at;
+                END IF;
+                r_kind := 'failed'; r_n := i; r_queue := NULL; r_token := NULL; r_by := NULL;
+                r_job := l_job;
+                RETURN NEXT;
+            END IF;
+            IF o_keep[i] THEN  -- a timed-out job still runs: its queue stays locked
+                IF l_saved THEN
+                    UPDATE {schema}.qt_queues q
+                    SET blocked_since = coalesce(q.blocked_since, p_now),
+                        hold_until = greatest(q.hold_until, l_hold)
+                    WHERE q.scope = p_scope AND q.queue = o_queue[i]
+                      AND q.lock_token = o_token[i];
+                    -- A Release later in this step must see what was just written.
+                    k := array_position(q_names, o_queue[i]);
+                    IF k IS NOT NULL AND q_token[k] = o_token[i] THEN
+                        q_blocked[k] := coalesce(q_blocked[k], p_now);
+                        q_hold[k] := greatest(q_hold[k], l_hold);
+                    END IF;
+                ELSE
+                    r_kind := 'rejected'; r_n := i; r_queue := NULL; r_token := NULL;
+                    r_by := NULL; r_job := NULL;
+                    RETURN NEXT;
+                END IF;
+                CONTINUE;
+            END IF;
+        ELSE  -- 'r': a runaway's thread ended
+            l_saved := true;
+        END IF;
+        k := array_position(q_names, o_queue[i]);
+        IF k IS NOT NULL AND q_token[k] = o_token[i] THEN
+            rel_queue := rel_queue || q_names[k];
+            rel_head := rel_head || q_head[k];
+            -- A snoozed head waits for a time, not for an error: not blocked.
+            rel_blocked := rel_blocked || CASE WHEN l_snoozed THEN NULL ELSE q_blocked[k] END;
+            rel_row_hold := rel_row_hold || q_hold[k];
+            rel_failed := rel_failed || l_failed;
+            rel_hold := rel_hold || l_hold;
+            q_token[k] := NULL;  -- released once only
+        ELSIF o_kind[i] = 'r' THEN
+            l_saved := false;
+        END IF;
+        IF NOT l_saved THEN
+            r_kind := 'rejected'; r_n := i; r_queue := NULL; r_token := NULL; r_by := NULL;
+            r_job := NULL;
+            RETURN NEXT;
+        END IF;
+    END LOOP;
+    IF array_length(rel_queue, 1) > 0 THEN
+        l_released := l_released + {schema}.qt_release(
+            p_scope, p_now, rel_queue, rel_head, rel_blocked, rel_row_hold, rel_failed, rel_hold);
+    END IF;
+
+    IF v_queue IS NULL THEN
+        -- Expired leases, except the caller's own running jobs (p_alive).
+        FOR rec IN
+            SELECT q.queue, q.lock_token, q.head_id, q.locked_by FROM {schema}.qt_queues q
+            WHERE q.scope = p_scope AND q.locked_until <= p_now
+              AND (q.lock_token IS NULL OR q.lock_token <> ALL(p_alive))
+            ORDER BY q.queue
+            FOR UPDATE SKIP LOCKED
+        LOOP
+            l_expired := true;
+            r_kind := 'expired'; r_n := rec.head_id; r_queue := rec.queue;
+            r_token := rec.lock_token; r_by := rec.locked_by;
+            SELECT j.* INTO r_job FROM {schema}.qt_jobs j
+            WHERE j.scope = p_scope AND j.id = rec.head_id;
+            IF NOT FOUND THEN
+                r_job := NULL;
+            END IF;
+            RETURN NEXT;
+        END LOOP;
+        IF l_expired THEN  -- the caller computes their backoffs, then calls again
+            r_kind := 'released'; r_n := l_released; r_queue := NULL; r_token := NULL;
+            r_by := NULL; r_job := NULL;
+            RETURN NEXT;
+            RETURN;
+        END IF;
+    ELSE
+        -- Recoveries the caller prepared from our 'expired' rows, in an earlier
+        -- transaction: only a lease still expired under the same token is recovered
+        -- (its owner may have renewed it, or another worker recovered it, meanwhile).
+        rel_queue := ARRAY[]::text[];
+        rel_head := ARRAY[]::bigint[];
+        rel_blocked := ARRAY[]::float8[];
+        rel_row_hold := ARRAY[]::float8[];
+        rel_failed := ARRAY[]::boolean[];
+        rel_hold := ARRAY[]::float8[];
+        FOR i IN 1 .. coalesce(array_length(v_queue, 1), 0) LOOP
+            SELECT q.head_id, q.blocked_since, q.hold_until INTO rec FROM {schema}.qt_queues q
+            WHERE q.scope = p_scope AND q.queue = v_queue[i] AND q.locked_until <= p_now
+              AND q.lock_token IS NOT DISTINCT FROM v_token[i]
+              AND q.head_id IS NOT DISTINCT FROM v_id[i]
+              AND (q.lock_token IS NULL OR q.lock_token <> ALL(p_alive))
+            FOR UPDATE SKIP LOCKED;
+            IF NOT FOUND THEN
+                CONTINUE;
+            END IF;
+            l_failed := false;
+            l_hold := NULL;
+            IF v_next[i] IS NOT NULL THEN
+                l_job := {schema}.qt_fail_job(v_id[i], v_token[i], v_error[i], v_next[i],
+                                              false, p_now);
+                IF l_job.id IS NOT NULL THEN
+                    l_failed := true;
+                    IF l_job.status = 'failed' THEN
+                        l_hold := l_job.next_attempt_at;
+                    END IF;
+                    r_kind := 'failed'; r_n := 0; r_queue := NULL; r_token := NULL;
+                    r_by := NULL; r_job := l_job;
+                    RETURN NEXT;
+                END IF;
+            END IF;
+            rel_queue := rel_queue || v_queue[i];
+            rel_head := rel_head || rec.head_id;
+            rel_blocked := rel_blocked || rec.blocked_since;
+            rel_row_hold := rel_row_hold || rec.hold_until;
+            rel_failed := rel_failed || l_failed;
+            rel_hold := rel_hold || l_hold;
+        END LOOP;
+        IF array_length(rel_queue, 1) > 0 THEN
+            l_released := l_released + {schema}.qt_release(
+                p_scope, p_now, rel_queue, rel_head, rel_blocked, rel_row_hold, rel_failed,
+                rel_hold);
+        END IF;
+    END IF;
+
+    IF p_claim > 0 THEN
+        -- Runnable queues, oldest-waiting first; rows another transaction holds are
+        -- skipped, so concurrent workers never wait for (nor take) the same queue.
+        SELECT array_agg(c.queue ORDER BY c.ready_at, c.queue),
+               array_agg(c.head_id ORDER BY c.ready_at, c.queue),
+               array_agg(c.blocked_since ORDER BY c.ready_at, c.queue),
+               array_agg(c.hold_until ORDER BY c.ready_at, c.queue),
+               array_agg(c.ctid ORDER BY c.ready_at, c.queue),
+               array_agg(h.ctid ORDER BY c.ready_at, c.queue)
+        INTO c_queue, c_head, c_blocked, c_hold, c_tid, c_job_tid
+        FROM (SELECT q.queue, q.head_id, q.blocked_since, q.hold_until, q.ready_at, q.ctid
+              FROM {schema}.qt_queues q
+              WHERE q.scope = p_scope AND q.ready_at <= p_now
+              ORDER BY q.ready_at LIMIT p_claim
+              FOR UPDATE SKIP LOCKED) c
+        -- The head job's row, one probe each (its queue's lock keeps its ctid stable).
+        LEFT JOIN LATERAL (SELECT j.ctid FROM {schema}.qt_jobs j
+                           WHERE j.id = c.head_id OFFSET 0) h ON true;
+        IF array_length(c_queue, 1) > 0 THEN
+            -- Each head starts (if it still is pending), then its queue takes the lock.
+            FOR rec IN
+                WITH started AS (
+                    UPDATE {schema}.qt_jobs j
+                    SET status = 'running', attempts = j.attempts + 1, attempted_at = p_now,
+                        attempted_by = p_owner,
+                        lock_token = p_tokens[array_position(c_head, j.id)]
+                    -- IS NOT DISTINCT FROM: "status = 'pending'" would make the partial
+                    -- head index eligible, and a young table's statistics chose a scan of it.
+                    WHERE j.ctid = ANY (c_job_tid) AND j.id = ANY (c_head)
+                      AND j.status IS NOT DISTINCT FROM 'pending'
+                    RETURNING array_position(c_head, j.id) AS x, j AS job
+                )
+                SELECT s.x, s.job FROM started s ORDER BY s.x
+            LOOP
+                c_got := c_got || rec.x;
+                l_lock_queues := l_lock_queues || c_queue[rec.x];
+                l_lock_tids := l_lock_tids || c_tid[rec.x];
+                l_lock_tokens := l_lock_tokens || p_tokens[rec.x];
+                l_claimed := l_claimed + 1;
+                r_kind := 'claimed'; r_n := rec.x; r_queue := c_queue[rec.x];
+                r_token := p_tokens[rec.x]; r_by := NULL; r_job := rec.job;
+                RETURN NEXT;
+            END LOOP;
+            IF l_claimed > 0 THEN
+                UPDATE {schema}.qt_queues q
+                SET lock_token = l_lock_tokens[array_position(l_lock_queues, q.queue)],
+                    locked_by = p_owner, locked_at = p_now, locked_until = p_until,
+                    ready_at = NULL
+                WHERE q.ctid = ANY (l_lock_tids) AND q.lock_token IS NULL;
+            END IF;
+            IF l_claimed < array_length(c_queue, 1) THEN
+                -- A recorded head that is stale: repair it, claim nothing.
+                rel_queue := ARRAY[]::text[];
+                rel_head := ARRAY[]::bigint[];
+                rel_blocked := ARRAY[]::float8[];
+                rel_row_hold := ARRAY[]::float8[];
+                FOR i IN 1 .. array_length(c_queue, 1) LOOP
+                    IF NOT i = ANY (c_got) THEN
+                        rel_queue := rel_queue || c_queue[i];
+                        rel_head := rel_head || c_head[i];
+                        rel_blocked := rel_blocked || c_blocked[i];
+                        rel_row_hold := rel_row_hold || c_hold[i];
+                    END IF;
+                END LOOP;
+                PERFORM {schema}.qt_release(
+                    p_scope, p_now, rel_queue, rel_head, rel_blocked, rel_row_hold,
+                    array_fill(false, ARRAY[array_length(rel_queue, 1)]),
+                    array_fill(NULL::float8, ARRAY[array_length(rel_queue, 1)]));
+            END IF;
+        END IF;
+    END IF;
+    IF l_released > 0 AND l_claimed >= p_claim THEN
+        PERFORM pg_notify(p_channel, p_scope);  -- queues we cannot take now: tell other workers
+    END IF;
+END $$;

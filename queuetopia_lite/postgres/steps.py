@@ -1,8 +1,9 @@
 """The parts of the Postgres backend's transactions, each run inside an open one.
 
 A scheduling step is the server-side function ``qt_step`` (migrations.sql,
-step_2): one round trip with BEGIN, one for COMMIT, whatever its size; a second
-call only when expired leases need the application's backoff. The functions
+step_5): one round trip with BEGIN, one for COMMIT, whatever its size; a second
+transaction only when expired leases need the application's backoff (computed
+between the two, never while row locks are held). The functions
 here build its arguments and read its rows; the others serve the operator's
 writes (retry, cancel), set-based where SQLite loops. Row locks are taken
 queue rows first (in name order when several), job rows second: two
@@ -195,8 +196,10 @@ def recovery_args(args: dict[str, Any], expired: Sequence[Expired], released: in
                   backoff: BackoffFunction) -> dict[str, Any]:
     """The arguments of a step's second ``qt_step`` call: record expired leases, then claim.
 
-    A running head's attempt is counted as failed with the application's backoff
-    (its own function, hence the second call); other heads are only released.
+    Called between the step's two transactions: the application's backoff is user
+    code. A running head's attempt is counted as failed with it; other heads are
+    only released. ``qt_step`` recovers a lease only if it is still expired under
+    the same token.
     """
     nexts: list[float | None] = []
     for lease in expired:

@@ -40,7 +40,7 @@ from .transactions import (
     save_outcome,
 )
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 PRUNE_BATCH = 2000  # rows deleted by prune's first write transaction; then it adapts:
 PRUNE_HOLD = 0.02  # seconds of write lock a prune batch aims at
 PRUNE_BATCH_MIN, PRUNE_BATCH_MAX = 100, 20_000  # rows per batch

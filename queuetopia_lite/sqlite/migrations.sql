@@ -130,3 +130,7 @@ CREATE INDEX qt_jobs_head ON qt_jobs (scope, queue, scheduled_at, id) WHERE stat
 CREATE INDEX qt_jobs_done ON qt_jobs (scope, done_at) WHERE status = 'done';
 CREATE UNIQUE INDEX qt_jobs_unique ON qt_jobs (scope, unique_key)
     WHERE unique_key IS NOT NULL AND status = 'pending';
+
+-- name: step_5
+-- Nothing to change on SQLite: step_5 makes the Postgres scheduling step set-based.
+SELECT 1;
