@@ -19,7 +19,7 @@ import dataclasses
 import json
 import time
 from datetime import datetime, timezone
-from typing import Any, Callable, Mapping
+from typing import Any, Awaitable, Callable, Mapping
 
 from . import validation as check
 from .backend import Claim, Failure
@@ -28,6 +28,7 @@ from .job import Job, JobState, to_datetime
 from .performer import BoundPerformer
 from .queuetopia import Queuetopia
 from .running import owner_name, perform
+from .scheduler.aioloop import PrivateLoop
 
 _SCAN_LIMIT = 100_000  # jobs read per check; a test never creates more
 _SHOWN = 10  # jobs a failure message lists
@@ -96,7 +97,9 @@ def perform_job(performer: Any, action: str, params: Mapping[str, Any] | None = 
     The performer is used through the scheduler's own path, so an unknown action
     raises ``UnknownActionError`` and a callable performer gets the job. Unlike a
     worker, it runs in the calling thread with no timeout, and it does not call
-    ``handle_failed_job`` (call it yourself to test it).
+    ``handle_failed_job`` (call it yourself to test it). An async action is
+    awaited to completion on a private event loop and its result returned (in a
+    coroutine, ``await perform_job_async(...)`` awaits it on the caller's loop).
 
     Raises:
         InvalidJobError: a bad argument or an unknown Job field.
@@ -116,8 +119,22 @@ def perform_job(performer: Any, action: str, params: Mapping[str, Any] | None = 
         calls.append((False, result))
         return result
 
+    loop = PrivateLoop()
+
+    def waiting(awaitable: Awaitable[object]) -> object:  # an async action's real outcome
+        try:
+            result = loop.run(awaitable)
+        except BaseException as exc:
+            calls.append((True, exc))
+            raise
+        calls.append((False, result))
+        return result
+
     bound.perform = recording
-    outcome = perform(bound, Claim(job, "perform_job"), clock)
+    try:
+        outcome = perform(bound, Claim(job, "perform_job"), clock, wait=waiting)
+    finally:
+        loop.close()
     raised, value = calls[-1]
     if isinstance(outcome, Failure) and raised:
         raise value

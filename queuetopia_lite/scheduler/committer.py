@@ -184,7 +184,7 @@ class Committer:
             self.pending.append(Failure(
                 task.claim, f"timeout: the job ran longer than {job.timeout} s",
                 self._clock() + self._performer.safe_backoff(job), keep_lock=True))
-            self._runner.replace()  # the runaway must not take a slot from other queues
+            self._runner.abandon(task)  # the runaway must not take a slot from other queues
 
     # -- steps --------------------------------------------------------------------
 

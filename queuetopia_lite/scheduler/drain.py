@@ -1,7 +1,8 @@
 """drain(): run due jobs in the caller's thread, one at a time, until none is due.
 
 No timeout is enforced here (the caller's thread is the worker); leases are
-renewed by a keeper thread while a job runs.
+renewed by a keeper thread while a job runs. Async actions are awaited to
+completion on a private event loop in the caller's thread.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from ..backend import Backend, Failure, Outcome, StepResult
 from ..errors import DatabaseError
 from ..performer import BoundPerformer
 from ..running import owner_name, perform
+from .aioloop import PrivateLoop
 from .board import Board, Task, TaskState
 from .helpers import LeaseKeeper, call_failed_hook
 
@@ -46,6 +48,7 @@ class Drainer:
         ran = 0
         outcomes: list[Outcome] = []
         halt = threading.Event()
+        loop = PrivateLoop()  # async actions run to completion here, one at a time
         keeper = LeaseKeeper(self._backend, self._board, self._scope, self._lease, self._clock)
         threading.Thread(target=keeper.run, args=(halt,), daemon=True,
                          name="queuetopia-drain-keeper").start()
@@ -60,13 +63,14 @@ class Drainer:
                 with self._board.lock:
                     self._board.tasks[claim.token] = task
                 interrupts: list[BaseException] = []
-                outcomes = [perform(self._performer, claim, self._clock, interrupts)]
+                outcomes = [perform(self._performer, claim, self._clock, interrupts, loop.run)]
                 ran += 1
                 if interrupts:
                     self._save(outcomes, 0)
                     raise interrupts[0]
         finally:
             halt.set()
+            loop.close()
 
     def _save(self, outcomes: list[Outcome], claim: int) -> StepResult:
         """Save outcomes (and claim); a database error gets a few more tries before raising."""
