@@ -6,6 +6,7 @@ queue until it succeeds or runs out of attempts; nothing is lost.
 
 from __future__ import annotations
 
+from .aio import AsyncQueuetopia
 from .backend import Backend
 from .control import GiveUp, Snooze
 from .errors import (
@@ -23,6 +24,7 @@ from .queuetopia import Queuetopia
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncQueuetopia",
     "Backend",
     "DatabaseError",
     "GiveUp",
