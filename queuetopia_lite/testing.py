@@ -8,6 +8,8 @@ Example:
     clock.advance(30)
     assert perform_job(performer, "charge", {"order": 7}) == "charged"
     assert_job_created(q, queue="mails", action="send_mail", params={"to": "a@b.c"})
+    # in a coroutine, with an AsyncQueuetopia (or a Queuetopia): the same, awaited
+    await assert_job_created_async(aq, queue="mails", action="send_mail")
 
 The pytest plugin (``queuetopia_lite.pytest_plugin``) offers the first two as
 fixtures: ``queuetopia_clock`` and ``perform_job``, with ``queuetopia_db``.
@@ -15,13 +17,16 @@ fixtures: ``queuetopia_clock`` and ``perform_job``, with ``queuetopia_db``.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import inspect
 import json
 import time
 from datetime import datetime, timezone
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any, Awaitable, Callable, Mapping, TypeVar
 
 from . import validation as check
+from .aio import AsyncQueuetopia
 from .backend import Claim, Failure
 from .errors import InvalidJobError
 from .job import Job, JobState, to_datetime
@@ -30,6 +35,7 @@ from .queuetopia import Queuetopia
 from .running import owner_name, perform
 from .scheduler.aioloop import PrivateLoop
 
+T = TypeVar("T")
 _SCAN_LIMIT = 100_000  # jobs read per check; a test never creates more
 _SHOWN = 10  # jobs a failure message lists
 DEFAULT_START = 1_800_000_000.0  # seconds since the epoch: 2027-01-15 08:00:00 UTC
@@ -141,6 +147,22 @@ def perform_job(performer: Any, action: str, params: Mapping[str, Any] | None = 
     return value
 
 
+async def perform_job_async(performer: Any, action: str,
+                            params: Mapping[str, Any] | None = None, *, queue: str = "test",
+                            attempts: int = 1, clock: Callable[[], float] = time.time,
+                            **job_fields: Any) -> Any:
+    """perform_job for a coroutine: an async action is awaited on the caller's loop.
+
+    So the action may use objects bound to the test's event loop. A sync action
+    runs in the calling thread, as in perform_job.
+    """
+    job = make_job(action, params, queue=queue, attempts=attempts, clock=clock, **job_fields)
+    result = BoundPerformer(performer).perform(job)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
 def make_job(action: str, params: Mapping[str, Any] | None = None, *, queue: str = "test",
              attempts: int = 1, clock: Callable[[], float] = time.time,
              **job_fields: Any) -> Job:
@@ -203,6 +225,37 @@ def refute_job_created(q: Queuetopia, *, queue: str | None = None, action: str |
     assert_job_created(q, 0, queue=queue, action=action, params=params)
 
 
+async def jobs_created_async(q: Queuetopia | AsyncQueuetopia, *, queue: str | None = None,
+                             action: str | None = None,
+                             params: Mapping[str, Any] | None = None) -> list[Job]:
+    """jobs_created, awaited: the database is read in a thread while the loop runs on."""
+    return await _off_loop(q, lambda sync: jobs_created(sync, queue=queue, action=action,
+                                                        params=params))
+
+
+async def assert_job_created_async(q: Queuetopia | AsyncQueuetopia, count: int = 1, *,
+                                   queue: str | None = None, action: str | None = None,
+                                   params: Mapping[str, Any] | None = None) -> list[Job]:
+    """assert_job_created, awaited (for an AsyncQueuetopia or a Queuetopia)."""
+    __tracebackhide__ = True
+    return await _off_loop(q, lambda sync: assert_job_created(
+        sync, count, queue=queue, action=action, params=params))
+
+
+async def refute_job_created_async(q: Queuetopia | AsyncQueuetopia, *, queue: str | None = None,
+                                   action: str | None = None,
+                                   params: Mapping[str, Any] | None = None) -> None:
+    """refute_job_created, awaited."""
+    __tracebackhide__ = True
+    await assert_job_created_async(q, 0, queue=queue, action=action, params=params)
+
+
+async def _off_loop(q: Queuetopia | AsyncQueuetopia, check: Callable[[Queuetopia], T]) -> T:
+    if isinstance(q, AsyncQueuetopia):
+        return await q._call(check)
+    return await asyncio.to_thread(check, q)
+
+
 def _contains(actual: Mapping[str, Any], expected: Mapping[str, Any]) -> bool:
     return all(key in actual and actual[key] == value for key, value in expected.items())
 
@@ -247,5 +300,6 @@ def _listing(jobs: list[Job], *, one_queue: bool) -> str:
     return text + (", ..." if len(jobs) > _SHOWN else "")
 
 
-__all__ = ["DEFAULT_START", "FakeClock", "assert_job_created", "jobs_created", "make_job",
-           "perform_job", "refute_job_created"]
+__all__ = ["DEFAULT_START", "FakeClock", "assert_job_created", "assert_job_created_async",
+           "jobs_created", "jobs_created_async", "make_job", "perform_job", "perform_job_async",
+           "refute_job_created", "refute_job_created_async"]
