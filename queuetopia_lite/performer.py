@@ -24,8 +24,10 @@ class PerformerLike(Protocol):
     """An object with ``perform(job)``.
 
     Optional: ``backoff(job)``, ``handle_failed_job(job)``, ``defaults(action)`` (the
-    job options of an action; raises InvalidJobError("action") for an unknown one)
-    and ``periodics`` (periodic definitions), as ``Performer`` has them.
+    job options of an action; raises InvalidJobError("action") for an unknown one),
+    ``is_async(action)`` (whether ``perform`` returns a coroutine for that action,
+    so the job goes straight to the scheduler's event loop) and ``periodics``
+    (periodic definitions), as ``Performer`` has them.
     """
 
     def perform(self, job: Job) -> object:
@@ -171,7 +173,9 @@ class BoundPerformer:
                 "performer", "expected a callable(job) or an object with .perform(job)")
         # Async actions go straight to the event loop; any other action returning an
         # awaitable is handed there by the worker thread that called it.
-        self._async_action = performer.is_async if isinstance(performer, Performer) else None
+        is_async = getattr(performer, "is_async", None)
+        self._async_action: Callable[[str], bool] | None = (
+            is_async if callable(is_async) else None)
         self._async = inspect.iscoroutinefunction(self.perform)
         self._backoff = getattr(performer, "backoff", None)
         self._on_failure = getattr(performer, "handle_failed_job", None)

@@ -20,12 +20,21 @@ class LoopThread:
         self._loop = asyncio.new_event_loop()
         self._tasks: set[asyncio.Task[None]] = set()  # touched on the loop's thread only
         self._closing = False  # on the loop's thread only
+        self._lock = threading.Lock()
+        self._pending: list[Callable[[], Coroutine[Any, Any, None]]] = []  # guarded by _lock
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     def spawn(self, make: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        """Start the coroutine ``make()`` on the loop (callable from any thread)."""
-        self._loop.call_soon_threadsafe(self._start, make)
+        """Start the coroutine ``make()`` on the loop (callable from any thread).
+
+        Coroutines spawned together (a step's claims) wake the loop once.
+        """
+        with self._lock:
+            self._pending.append(make)
+            if len(self._pending) > 1:  # a wake-up is already on its way
+                return
+        self._loop.call_soon_threadsafe(self._start)
 
     def cancel(self, task: asyncio.Task[Any], message: str) -> None:
         """Cancel an asyncio task of this loop (callable from any thread)."""
@@ -52,10 +61,13 @@ class LoopThread:
         finally:
             self._loop.close()
 
-    def _start(self, make: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        task = self._loop.create_task(make())
-        self._tasks.add(task)  # a strong reference: the loop keeps only weak ones
-        task.add_done_callback(self._done)
+    def _start(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, []
+        for make in pending:
+            task = self._loop.create_task(make())
+            self._tasks.add(task)  # a strong reference: the loop keeps only weak ones
+            task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
