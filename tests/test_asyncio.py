@@ -280,3 +280,48 @@ def test_drain_awaits_async_actions(make_q: MakeQ) -> None:
     assert q.drain() == 4
     assert ran == [0, 1, 2]
     assert (stored(q, bad).error or "").startswith("ValueError: nope")
+
+
+def test_awaitable_from_a_plain_function_is_cancelled_at_its_timeout(make_q: MakeQ) -> None:
+    p = Performer()
+    events: list[str] = []
+
+    async def waiting() -> None:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            events.append("cancelled")
+            raise
+
+    @p.action("slow", timeout=0.2)
+    def slow(job: Job) -> object:
+        return waiting()  # its worker thread is freed once the loop has the coroutine
+
+    q = make_q(p)
+    job = q.create_job("q", "slow", max_attempts=1)
+    with q:
+        wait_until(lambda: ended(q, job), message="the timeout recorded")
+    assert events == ["cancelled"]
+    assert (stored(q, job).error or "").startswith("timeout")
+
+
+def test_cli_worker_logs_an_async_job_once_it_has_run(
+        make_q: MakeQ, caplog: pytest.LogCaptureFixture) -> None:
+    from queuetopia_lite.cli.worker import LoggingPerformer
+
+    p = Performer()
+    events: list[str] = []
+
+    @p.action("fetch")
+    async def fetch(job: Job) -> None:
+        await asyncio.sleep(0.01)
+        events.append("ran")
+
+    logging_performer = LoggingPerformer(p)
+    assert logging_performer.is_async("fetch")  # straight to the loop
+    q = make_q(logging_performer)
+    job = q.create_job("q", "fetch")
+    with caplog.at_level("INFO", logger="queuetopia_lite"), q:
+        wait_until(lambda: ended(q, job), message="the job ran")
+    assert events == ["ran"]
+    assert any(f"job {job.id} done" in r.getMessage() for r in caplog.records)
