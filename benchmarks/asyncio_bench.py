@@ -13,7 +13,12 @@ Cases (each in its own process, on a fresh SQLite file, durability normal):
   ``create_job`` waits 1.5 s for another process's write lock: through
   AsyncQueuetopia, and the sync Queuetopia called on the loop (the bug of issue 11).
 
-Run: ``.venv/bin/python benchmarks/asyncio_bench.py [--jobs N] [--io-jobs M] [--json F]``.
+- ``pg_calls`` (with ``--postgres URL``): ``await aq.create_job`` on Postgres
+  through our threads, against psycopg's async driver (``connection=`` an
+  AsyncConnection, one transaction per job).
+
+Run: ``.venv/bin/python benchmarks/asyncio_bench.py [--jobs N] [--io-jobs M]
+[--postgres URL] [--json F]``.
 """
 
 from __future__ import annotations
@@ -117,6 +122,37 @@ def calls(kind: str, samples: int) -> Result:
         return asyncio.run(main(os.path.join(folder, "jobs.db")))
 
 
+def pg_calls(kind: str, samples: int, url: str) -> Result:
+    """Postgres: ``await aq.create_job`` through our threads, against psycopg's async
+    driver (each job in its own transaction on an AsyncConnection, ``connection=conn``)."""
+    import uuid
+
+    import psycopg
+
+    async def main() -> Result:
+        schema = f"qtl_bench_{uuid.uuid4().hex[:8]}"
+        aq = AsyncQueuetopia(f"{url}?schema={schema}")
+        await aq.count_jobs()
+        created = []
+        try:
+            async with await psycopg.AsyncConnection.connect(url) as conn:
+                for n in range(samples):
+                    t0 = time.perf_counter()
+                    if kind == "async driver":
+                        async with conn.transaction():
+                            await aq.create_job(f"q{n % 50}", "x", connection=conn)
+                    else:
+                        await aq.create_job(f"q{n % 50}", "x")
+                    created.append(time.perf_counter() - t0)
+            await aq.close()
+        finally:
+            async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+                await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        return {"kind": kind, "create_job": percentiles_ms(created)}
+
+    return asyncio.run(main())
+
+
 HOLDER = """
 import sqlite3, sys, time
 conn = sqlite3.connect(sys.argv[1], isolation_level=None)
@@ -164,7 +200,8 @@ def gap(kind: str, hold: float) -> Result:
         return asyncio.run(main(os.path.join(folder, "jobs.db")))
 
 
-CASES: dict[str, Callable[..., Result]] = {"process": process, "calls": calls, "gap": gap}
+CASES: dict[str, Callable[..., Result]] = {"process": process, "calls": calls, "gap": gap,
+                                           "pg_calls": pg_calls}
 
 
 def in_child(case: str, *args: Any) -> Result:
@@ -181,13 +218,15 @@ def main() -> None:
     parser.add_argument("--io-jobs", type=int, default=5_000, help="jobs of the 10 ms case")
     parser.add_argument("--samples", type=int, default=2_000, help="calls timed per kind")
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument("--postgres", default=os.environ.get("BENCH_POSTGRES_URL"),
+                        help="a postgresql:// URL: also time create_job there")
     parser.add_argument("--case", help=argparse.SUPPRESS)
     parser.add_argument("args", nargs="?", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
         print(json.dumps(CASES[args.case](*json.loads(args.args))))
         return
-    results: dict[str, Any] = {"noop": [], "io": [], "calls": [], "gap": []}
+    results: dict[str, Any] = {"noop": [], "io": [], "calls": [], "gap": [], "pg_calls": []}
     print("| case | actions | jobs | queues | max_workers | jobs/s | peak threads | "
           "peak RSS MiB |\n|---|---|---|---|---|---|---|---|")
     for name, jobs, queues, workers, wait in (("noop", args.jobs, 50, 8, 0.0),
@@ -204,6 +243,11 @@ def main() -> None:
         results["calls"].append(r)
         print(f"| {kind} | {r['create_job']['p50_ms']:.3f} | {r['create_job']['p99_ms']:.3f} | "
               f"{r['get_job']['p50_ms']:.3f} |")
+    for kind in ("own pool", "async driver") if args.postgres else ():
+        r = in_child("pg_calls", kind, args.samples, args.postgres)
+        results["pg_calls"].append(r)
+        print(f"| Postgres, {kind} | {r['create_job']['p50_ms']:.3f} | "
+              f"{r['create_job']['p99_ms']:.3f} | - |")
     print("\n| create_job waiting 1.5 s for another process's lock | waited s | "
           "longest loop pause ms |\n|---|---|---|")
     for kind in ("AsyncQueuetopia", "sync Queuetopia on the loop"):

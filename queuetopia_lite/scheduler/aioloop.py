@@ -25,16 +25,17 @@ class LoopThread:
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
-    def spawn(self, make: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        """Start the coroutine ``make()`` on the loop (callable from any thread).
+    def spawn(self, *makes: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Start the coroutines ``make()`` on the loop (callable from any thread).
 
-        Coroutines spawned together (a step's claims) wake the loop once.
+        One call wakes the loop once, whatever the number of coroutines (a step's
+        claims); so do calls made while a wake-up is on its way.
         """
         with self._lock:
-            self._pending.append(make)
-            if len(self._pending) > 1:  # a wake-up is already on its way
-                return
-        self._loop.call_soon_threadsafe(self._start)
+            waking = bool(self._pending)
+            self._pending.extend(makes)
+        if not waking:
+            self._loop.call_soon_threadsafe(self._start)
 
     def cancel(self, task: asyncio.Task[Any], message: str) -> None:
         """Cancel an asyncio task of this loop (callable from any thread)."""

@@ -272,8 +272,7 @@ class Committer:
             tasks = [Task(claim) for claim in result.claimed]
             for task in tasks:
                 board.tasks[task.claim.token] = task
-        for task in tasks:
-            self._runner.hand(task)
+        self._runner.hand(tasks)  # at once: a batch of async jobs wakes the loop once
         for rejected in result.rejected:
             log.warning("queuetopia_lite: the result of job %s was discarded: its claim was "
                         "lost (lease expired, job cancelled or taken over)",

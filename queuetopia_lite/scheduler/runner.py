@@ -14,6 +14,7 @@ the task posts ``(task, None)`` once its thread or coroutine has really ended.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import queue as queues
 import threading
@@ -45,13 +46,20 @@ class Runner:
     def start(self) -> None:
         """Nothing to do: threads and the loop start with the first job that needs them."""
 
-    def hand(self, task: Task) -> None:
-        """Run a claimed job: on the event loop if its action is async, else on a worker."""
-        if self._performer.is_async(task.claim.job):
+    def hand(self, tasks: list[Task]) -> None:
+        """Run claimed jobs: on the event loop if their action is async, else on workers."""
+        awaited = [task for task in tasks if self._performer.is_async(task.claim.job)]
+        if awaited:
             with self._board.lock:
-                task.aio = True
-            self._event_loop().spawn(lambda: self._await(task, None))
-            return
+                for task in awaited:
+                    task.aio = True
+            self._event_loop().spawn(*[functools.partial(self._await, task, None)
+                                       for task in awaited])
+        for task in tasks:
+            if task.aio is None:
+                self._to_thread(task)
+
+    def _to_thread(self, task: Task) -> None:
         self._work.put(task)
         if self._idle.acquire(blocking=False):
             return
@@ -148,7 +156,7 @@ class Runner:
         if timed_out:
             discard(awaitable)
             return False
-        self._event_loop().spawn(lambda: self._await(task, awaitable))
+        self._event_loop().spawn(functools.partial(self._await, task, awaitable))
         return True
 
     async def _await(self, task: Task, awaitable: Awaitable[object] | None) -> None:
