@@ -185,9 +185,17 @@ class BoundPerformer:
         self.periodics: list[Any] = list(getattr(performer, "periodics", []))
 
     def is_async(self, job: Job) -> bool:
-        """Whether the job's action is a coroutine function (known before calling it)."""
+        """Whether the job's action is a coroutine function (known before calling it).
+
+        A performer's ``is_async`` that raises counts as False: the job then runs on a
+        worker thread, which awaits any awaitable it gets all the same.
+        """
         if self._async_action is not None:
-            return self._async_action(job.action)
+            try:
+                return bool(self._async_action(job.action))
+            except Exception:
+                log.exception("queuetopia_lite: the performer's is_async() raised")
+                return False
         return self._async
 
     @property

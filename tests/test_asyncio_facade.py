@@ -298,3 +298,31 @@ def test_an_async_connection_to_a_sqlite_queue_is_refused(db_path: str) -> None:
         await aq.close()
 
     asyncio.run(main())
+
+
+def test_create_job_in_the_applications_sqlite_transaction(db_path: str,
+                                                           sqlite_driver: str) -> None:
+    from .test_app_transaction import ORDERS, app_connection
+
+    async def main() -> None:
+        aq = AsyncQueuetopia(db_path, performer([]), driver=sqlite_driver, durability="normal")
+        await aq.count_jobs()
+        conn = app_connection(db_path, sqlite_driver)
+        try:
+            conn.execute(ORDERS)
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT INTO orders (id, customer) VALUES (1, 42)")
+            job = await aq.create_job("payments", "fetch", {"order": 1}, connection=conn)
+            more = await aq.create_jobs([("payments", "note", {"order": 1})], connection=conn)
+            assert await aq.get_job(job.id) is None  # not before the application commits
+            conn.execute("COMMIT")
+            assert [j.id for j in await aq.list_jobs()] == [more[0].id, job.id]
+            conn.execute("BEGIN IMMEDIATE")
+            rolled = await aq.create_job("payments", "fetch", connection=conn)
+            conn.execute("ROLLBACK")
+            assert await aq.get_job(rolled.id) is None
+        finally:
+            conn.close()
+        await aq.close()
+
+    asyncio.run(main())

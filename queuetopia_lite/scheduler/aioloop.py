@@ -49,11 +49,6 @@ class LoopThread:
         """
         self._loop.call_soon_threadsafe(self._close)
 
-    @property
-    def thread(self) -> threading.Thread:
-        """The loop's thread (tests join it)."""
-        return self._thread
-
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
         try:

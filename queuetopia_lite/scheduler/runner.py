@@ -94,11 +94,6 @@ class Runner:
         if loop is not None:
             loop.close_when_idle()
 
-    @property
-    def loop_thread(self) -> threading.Thread | None:
-        """The event loop's thread, if an async job has started it."""
-        return None if self._loop is None else self._loop.thread
-
     def _event_loop(self) -> LoopThread:
         with self._lock:
             if self._loop is None:
