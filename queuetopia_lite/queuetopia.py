@@ -61,7 +61,9 @@ class Queuetopia:
             Not needed to create or inspect jobs.
         scope: isolates this Queuetopia's jobs from others in the same database.
         poll_interval: seconds between periodic polls (wake-ups make most needless).
-        max_workers: how many queues this process runs at once.
+        max_workers: how many queues this process runs at once, whatever their jobs
+            are: sync jobs take a worker thread each (started as needed), async jobs
+            (``async def`` actions) are awaited together on one event loop thread.
         lease: seconds a queue lock lasts unless renewed (renewed every lease/3).
         durability: "full" (a returned create_job survives power loss) or "normal"
             (faster; a power loss may undo the last commits, a crash never does).
