@@ -325,3 +325,44 @@ def test_cli_worker_logs_an_async_job_once_it_has_run(
         wait_until(lambda: ended(q, job), message="the job ran")
     assert events == ["ran"]
     assert any(f"job {job.id} done" in r.getMessage() for r in caplog.records)
+
+
+def test_stop_does_not_wait_for_a_runaway_coroutine(make_q: MakeQ) -> None:
+    p = Performer()
+    release = threading.Event()
+    ended_at: list[str] = []
+
+    @p.action("stubborn", timeout=0.1)
+    async def stubborn(job: Job) -> None:
+        while not release.is_set():
+            try:
+                await asyncio.sleep(0.01)
+            except asyncio.CancelledError:
+                pass
+        ended_at.append("ended")
+
+    q = make_q(p)
+    job = q.create_job("q", "stubborn", max_attempts=1)
+    q.start()
+    wait_until(lambda: stored(q, job).state == JobState.FAILED, message="the timeout recorded")
+    q.stop(timeout=20)  # returns with the runaway still awaiting on the loop thread
+    assert ended_at == []
+    assert any(t.name == "queuetopia-asyncio" for t in threading.enumerate())
+    release.set()
+    wait_until(lambda: not any(t.name == "queuetopia-asyncio" for t in threading.enumerate()),
+               message="the loop thread ends with its last coroutine")
+    assert ended_at == ["ended"]
+
+
+def test_drain_enforces_no_timeout_on_async_actions(make_q: MakeQ) -> None:
+    p = Performer()
+
+    @p.action("slow", timeout=0.05)
+    async def slow(job: Job) -> str:
+        await asyncio.sleep(0.2)
+        return "finished"
+
+    q = make_q(p)
+    job = q.create_job("q", "slow")
+    assert q.drain() == 1
+    assert stored(q, job).state == JobState.DONE
