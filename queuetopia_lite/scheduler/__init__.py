@@ -5,7 +5,8 @@ It is a few parts with one job each, sharing a board of this process's claims:
 - the committer (committer.py), the only thread that writes: it saves outcomes
   and claims heads in one transaction, enforces timeouts, and sleeps until the
   next due time;
-- the runner (runner.py): worker threads that perform jobs and post outcomes;
+- the runner (runner.py): worker threads that perform sync jobs, and one event
+  loop thread (aioloop.py) that awaits async ones, posting their outcomes;
 - the lease keeper, the commit watcher and the hook caller (helpers.py).
 
 ``drain()`` (drain.py) runs due jobs in the caller's thread instead.

@@ -7,9 +7,9 @@ process commits as often as the database allows and an idle one at once.
 
 The timeout protocol lives here: a job past its timeout is recorded by one
 backend operation (a ``Failure`` that keeps the lock), and the release of its
-queue is sent only after that operation is settled and the runaway's thread has
-ended. Both orders of "timed out" and "thread ended" reach the database in that
-order, whatever the timing.
+queue is sent only after that operation is settled and the runaway's thread (or
+coroutine, which the runner cancels) has ended. Both orders of "timed out" and
+"thread ended" reach the database in that order, whatever the timing.
 """
 
 from __future__ import annotations
