@@ -212,7 +212,8 @@ class AsyncQueuetopia:
 
     def periodic(self, name: str, schedule: str | Duration, queue: str, action: str,
                  params: Mapping[str, Any] | None = None) -> None:
-        """Queuetopia.periodic (no database work; declaring it on the Performer works too)."""
+        """Queuetopia.periodic. No database work once opened (an AsyncQueuetopia made in a
+        running loop and not used yet opens here); ``performer.periodic`` avoids that."""
         self.queuetopia.periodic(name, schedule, queue, action, params)
 
     async def close(self) -> None:
