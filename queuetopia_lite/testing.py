@@ -17,23 +17,24 @@ fixtures: ``queuetopia_clock`` and ``perform_job``, with ``queuetopia_db``.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import inspect
 import json
 import time
 from datetime import datetime, timezone
-from typing import Any, Awaitable, Callable, Mapping, TypeVar
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, TypeVar
 
 from . import validation as check
-from .aio import AsyncQueuetopia
 from .backend import Claim, Failure
 from .errors import InvalidJobError
 from .job import Job, JobState, to_datetime
 from .performer import BoundPerformer
 from .queuetopia import Queuetopia
 from .running import owner_name, perform
-from .scheduler.aioloop import PrivateLoop
+
+if TYPE_CHECKING:
+    from .aio import AsyncQueuetopia
+from .scheduler.drain import LazyLoop
 
 T = TypeVar("T")
 _SCAN_LIMIT = 100_000  # jobs read per check; a test never creates more
@@ -125,7 +126,7 @@ def perform_job(performer: Any, action: str, params: Mapping[str, Any] | None = 
         calls.append((False, result))
         return result
 
-    loop = PrivateLoop()
+    loop = LazyLoop()
 
     def waiting(awaitable: Awaitable[object]) -> object:  # an async action's real outcome
         try:
@@ -251,9 +252,11 @@ async def refute_job_created_async(q: Queuetopia | AsyncQueuetopia, *, queue: st
 
 
 async def _off_loop(q: Queuetopia | AsyncQueuetopia, check: Callable[[Queuetopia], T]) -> T:
-    if isinstance(q, AsyncQueuetopia):
-        return await q._call(check)
-    return await asyncio.to_thread(check, q)
+    import asyncio  # here: this module is imported by the pytest plugin of every run
+
+    if isinstance(q, Queuetopia):
+        return await asyncio.to_thread(check, q)
+    return await q._call(check)
 
 
 def _contains(actual: Mapping[str, Any], expected: Mapping[str, Any]) -> bool:

@@ -37,7 +37,7 @@ class LoopThread:
         if not waking:
             self._loop.call_soon_threadsafe(self._start)
 
-    def cancel(self, task: asyncio.Task[Any], message: str) -> None:
+    def cancel(self, task: Any, message: str) -> None:
         """Cancel an asyncio task of this loop (callable from any thread)."""
         self._loop.call_soon_threadsafe(task.cancel, message)
 
@@ -107,6 +107,9 @@ class PrivateLoop:
             finally:
                 self._loop.close()
                 self._loop = None
+
+
+current_task = asyncio.current_task
 
 
 async def awaited(awaitable: Awaitable[object]) -> object:

@@ -10,19 +10,38 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Callable
+from typing import Any, Awaitable, Callable
 
 from ..backend import Backend, Failure, Outcome, StepResult
 from ..errors import DatabaseError
 from ..performer import BoundPerformer
 from ..running import owner_name, perform
-from .aioloop import PrivateLoop
 from .board import Board, Task, TaskState
 from .helpers import LeaseKeeper, call_failed_hook
 
 log = logging.getLogger("queuetopia_lite")
 
 SAVE_TRIES = 5  # drain() tries to save a job's result this often before raising
+
+
+class LazyLoop:
+    """A PrivateLoop made at the first awaitable (asyncio is imported only then)."""
+
+    def __init__(self) -> None:
+        self._loop: Any = None
+
+    def run(self, awaitable: Awaitable[object]) -> object:
+        """Await ``awaitable`` to completion in this thread."""
+        if self._loop is None:
+            from .aioloop import PrivateLoop
+
+            self._loop = PrivateLoop()
+        return self._loop.run(awaitable)
+
+    def close(self) -> None:
+        """Close the loop, if one was made."""
+        if self._loop is not None:
+            self._loop.close()
 
 
 class Drainer:
@@ -48,7 +67,7 @@ class Drainer:
         ran = 0
         outcomes: list[Outcome] = []
         halt = threading.Event()
-        loop = PrivateLoop()  # async actions run to completion here, one at a time
+        loop = LazyLoop()  # async actions run to completion here, one at a time
         keeper = LeaseKeeper(self._backend, self._board, self._scope, self._lease, self._clock)
         threading.Thread(target=keeper.run, args=(halt,), daemon=True,
                          name="queuetopia-drain-keeper").start()

@@ -13,19 +13,20 @@ the task posts ``(task, None)`` once its thread or coroutine has really ended.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 import queue as queues
 import threading
 import time
-from typing import Awaitable, Callable
+from typing import TYPE_CHECKING, Awaitable, Callable
 
 from ..backend import Outcome, Success
 from ..performer import BoundPerformer
 from ..running import failed
-from .aioloop import LoopThread, discard
 from .board import Board, Task, TaskState
+
+if TYPE_CHECKING:  # aioloop (and asyncio) are imported with the first async job
+    from .aioloop import LoopThread
 
 
 class Runner:
@@ -77,7 +78,7 @@ class Runner:
         if aio is None:
             with self._lock:
                 self._threads -= 1
-        elif isinstance(aio, asyncio.Task) and self._loop is not None:
+        elif aio is not True and self._loop is not None:  # its asyncio task
             job = task.claim.job
             self._loop.cancel(aio, f"queuetopia_lite: job {job.id} passed its {job.timeout} s "
                                    "timeout")
@@ -97,6 +98,8 @@ class Runner:
     def _event_loop(self) -> LoopThread:
         with self._lock:
             if self._loop is None:
+                from .aioloop import LoopThread
+
                 self._loop = LoopThread()
             return self._loop
 
@@ -149,6 +152,8 @@ class Runner:
             else:
                 task.aio = True
         if timed_out:
+            from .aioloop import discard
+
             discard(awaitable)
             return False
         self._event_loop().spawn(functools.partial(self._await, task, awaitable))
@@ -156,6 +161,7 @@ class Runner:
 
     async def _await(self, task: Task, awaitable: Awaitable[object] | None) -> None:
         """Await a job on the loop (``awaitable`` None: call the async action here)."""
+        from .aioloop import current_task, discard
         with self._board.lock:
             start = task.state is not TaskState.TIMED_OUT  # timed out before the loop had it
             if not start:
@@ -164,7 +170,7 @@ class Runner:
             else:
                 if task.state is TaskState.QUEUED:
                     self._running(task)
-                task.aio = asyncio.current_task()
+                task.aio = current_task()
         if not start:
             if awaitable is not None:
                 discard(awaitable)
