@@ -117,6 +117,9 @@ class Scheduler:
             keeper = LeaseKeeper(self._backend, board, self._scope, self._lease, self._clock)
             owner_name()  # computed once here, not in the first step
 
+            watcher = threading.Thread(target=lambda: watch(self._backend, board, halt),
+                                       name="queuetopia-watcher", daemon=True)
+
             def commit() -> None:
                 try:
                     committer.run()
@@ -126,12 +129,14 @@ class Scheduler:
                     halt.set()  # keeper and watcher end: a runaway's lease is left to lapse
                     runner.stop()
                     hooks.close()
+                    # Its read may be under way: once stop() returns, close() may follow.
+                    watcher.join()
 
             committer.pending, self._unsaved[:] = list(self._unsaved), []
             self._committer = committer
             runner.start()
+            watcher.start()
             for target, name in ((lambda: keeper.run(halt), "lease-keeper"),
-                                 (lambda: watch(self._backend, board, halt), "watcher"),
                                  (hooks.run, "hooks")):
                 threading.Thread(target=target, name=f"queuetopia-{name}", daemon=True).start()
             self._thread = threading.Thread(target=commit, name="queuetopia-committer",
