@@ -6,6 +6,8 @@ queue until it succeeds or runs out of attempts; nothing is lost.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .backend import Backend
 from .control import GiveUp, Snooze
 from .errors import (
@@ -20,9 +22,23 @@ from .job import Job, JobState, QueueState, QueueStatus
 from .performer import Performer
 from .queuetopia import Queuetopia
 
+if TYPE_CHECKING:
+    from .aio import AsyncQueuetopia
+
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str) -> Any:
+    # AsyncQueuetopia on first use: importing asyncio costs tens of milliseconds that
+    # the CLI and applications without asyncio need not pay.
+    if name == "AsyncQueuetopia":
+        from .aio import AsyncQueuetopia
+
+        return AsyncQueuetopia
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 __all__ = [
+    "AsyncQueuetopia",
     "Backend",
     "DatabaseError",
     "GiveUp",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from typing import Any, Callable, Mapping, Protocol, TypeVar, Union, runtime_checkable
 
@@ -23,8 +24,10 @@ class PerformerLike(Protocol):
     """An object with ``perform(job)``.
 
     Optional: ``backoff(job)``, ``handle_failed_job(job)``, ``defaults(action)`` (the
-    job options of an action; raises InvalidJobError("action") for an unknown one)
-    and ``periodics`` (periodic definitions), as ``Performer`` has them.
+    job options of an action; raises InvalidJobError("action") for an unknown one),
+    ``is_async(action)`` (whether ``perform`` returns a coroutine for that action,
+    so the job goes straight to the scheduler's event loop) and ``periodics``
+    (periodic definitions), as ``Performer`` has them.
     """
 
     def perform(self, job: Job) -> object:
@@ -124,8 +127,15 @@ class Performer:
             return float(chosen(job))
         return float(chosen)
 
+    def is_async(self, action: str) -> bool:
+        """Whether ``action`` is an ``async def`` (awaited on the scheduler's event loop)."""
+        return inspect.iscoroutinefunction(self._actions.get(action))
+
     def perform(self, job: Job) -> object:
-        """Run the job's action; raise UnknownActionError if none is registered."""
+        """Run the job's action; raise UnknownActionError if none is registered.
+
+        An async action's coroutine is returned, for the scheduler to await.
+        """
         fn = self._actions.get(job.action)
         if fn is None:
             raise UnknownActionError(job.action)
@@ -161,12 +171,32 @@ class BoundPerformer:
 
             raise InvalidJobError(
                 "performer", "expected a callable(job) or an object with .perform(job)")
+        # Async actions go straight to the event loop; any other action returning an
+        # awaitable is handed there by the worker thread that called it.
+        is_async = getattr(performer, "is_async", None)
+        self._async_action: Callable[[str], bool] | None = (
+            is_async if callable(is_async) else None)
+        self._async = inspect.iscoroutinefunction(self.perform)
         self._backoff = getattr(performer, "backoff", None)
         self._on_failure = getattr(performer, "handle_failed_job", None)
         # A Performer knows its actions: unknown ones are refused at enqueue.
         defaults = getattr(performer, "defaults", None)
         self.defaults: check.DefaultsFor = defaults if callable(defaults) else check.no_defaults
         self.periodics: list[Any] = list(getattr(performer, "periodics", []))
+
+    def is_async(self, job: Job) -> bool:
+        """Whether the job's action is a coroutine function (known before calling it).
+
+        A performer's ``is_async`` that raises counts as False: the job then runs on a
+        worker thread, which awaits any awaitable it gets all the same.
+        """
+        if self._async_action is not None:
+            try:
+                return bool(self._async_action(job.action))
+            except Exception:
+                log.exception("queuetopia_lite: the performer's is_async() raised")
+                return False
+        return self._async
 
     @property
     def has_backoff(self) -> bool:

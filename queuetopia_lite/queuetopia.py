@@ -62,7 +62,9 @@ class Queuetopia:
             Not needed to create or inspect jobs.
         scope: isolates this Queuetopia's jobs from others in the same database.
         poll_interval: seconds between periodic polls (wake-ups make most needless).
-        max_workers: how many queues this process runs at once.
+        max_workers: how many queues this process runs at once, whatever their jobs
+            are: sync jobs take a worker thread each (started as needed), async jobs
+            (``async def`` actions) are awaited together on one event loop thread.
         lease: seconds a queue lock lasts unless renewed (renewed every lease/3).
         durability: "full" (a returned create_job survives power loss) or "normal"
             (faster; a power loss may undo the last commits, a crash never does).
@@ -137,11 +139,24 @@ class Queuetopia:
                 ``connection`` that cannot be joined (nothing is written then).
             DatabaseError: the database cannot be written.
         """
-        new = check.new_job(queue, action, params, scheduled_at=scheduled_at, timeout=timeout,
+        new = self._new_job(queue, action, params, scheduled_at=scheduled_at, timeout=timeout,
                             max_backoff=max_backoff, max_attempts=max_attempts,
-                            unique_key=unique_key, defaults=self._defaults)
+                            unique_key=unique_key)
         (job,) = self._insert([new], connection)
         return job
+
+    def _new_job(self, queue: str, action: str, params: Mapping[str, Any] | None,
+                 **options: Any) -> NewJob:
+        """create_job's arguments checked, with the action's defaults (AsyncQueuetopia too)."""
+        return check.new_job(queue, action, params, defaults=self._defaults, **options)
+
+    def _new_jobs(self, jobs: Iterable[Any], options: dict[str, Any]) -> list[NewJob]:
+        """create_jobs' arguments checked, with the actions' defaults (AsyncQueuetopia too)."""
+        unknown = set(options) - {"scheduled_at", "timeout", "max_backoff", "max_attempts"}
+        if unknown:
+            raise InvalidJobError(sorted(unknown)[0], "not an option of create_jobs")
+        return [check.batch_item(index, item, options, self._defaults)
+                for index, item in enumerate(jobs)]
 
     def create_jobs(self, jobs: Iterable[Any], *, connection: Any = None,
                     **options: Any) -> list[Job]:
@@ -153,11 +168,7 @@ class Queuetopia:
         this batch) is not stored: that job stands in its place in the result.
         ``connection``: as in create_job.
         """
-        unknown = set(options) - {"scheduled_at", "timeout", "max_backoff", "max_attempts"}
-        if unknown:
-            raise InvalidJobError(sorted(unknown)[0], "not an option of create_jobs")
-        new = [check.batch_item(index, item, options, self._defaults)
-               for index, item in enumerate(jobs)]
+        new = self._new_jobs(jobs, options)
         if not new:
             return []
         return self._insert(new, connection)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import socket
-from typing import Callable
+from typing import Awaitable, Callable
 
 from .backend import BackoffFunction, Claim, Failure, Outcome, Snoozed, Success
 from .control import GiveUp, Snooze
@@ -24,24 +25,37 @@ def owner_name() -> str:
 
 
 def perform(performer: BoundPerformer, claim: Claim, clock: Callable[[], float],
-            interrupts: list[BaseException] | None = None) -> Outcome:
+            interrupts: list[BaseException] | None = None,
+            wait: Callable[[Awaitable[object]], object] | None = None) -> Outcome:
     """Run the job: its return is success, its raise (of anything) a failed attempt.
 
-    GiveUp and Snooze are outcomes of their own (outcome_of_exception). A
-    KeyboardInterrupt is also appended to ``interrupts`` when given, so that a
-    foreground caller can stop after saving the failure.
+    An action that returns an awaitable (an ``async def``) is run by ``wait``
+    until it ends; its result or exception is the outcome. GiveUp and Snooze
+    are outcomes of their own (outcome_of_exception). A KeyboardInterrupt is also
+    appended to ``interrupts`` when given, so that a foreground caller can stop
+    after saving the failure.
     """
     try:
-        performer.perform(claim.job)
+        result = performer.perform(claim.job)
+        if inspect.isawaitable(result):
+            if wait is None:
+                raise TypeError("the action returned an awaitable where none can be awaited")
+            wait(result)
     except BaseException as exc:  # SystemExit, KeyboardInterrupt too: a failed attempt
         if interrupts is not None and isinstance(exc, KeyboardInterrupt):
             interrupts.append(exc)
-        try:
-            return outcome_of_exception(claim, exc, clock(), performer.safe_backoff)
-        except BaseException as inner:  # never leave a claim without an outcome
-            return Failure(claim, f"queuetopia_lite could not record the error: {inner!r}",
-                           clock() + 1.0)
+        return failed(performer, claim, exc, clock)
     return Success(claim)
+
+
+def failed(performer: BoundPerformer, claim: Claim, exc: BaseException,
+           clock: Callable[[], float]) -> Outcome:
+    """The outcome of an action that raised ``exc``; never raises itself."""
+    try:
+        return outcome_of_exception(claim, exc, clock(), performer.safe_backoff)
+    except BaseException as inner:  # never leave a claim without an outcome
+        return Failure(claim, f"queuetopia_lite could not record the error: {inner!r}",
+                       clock() + 1.0)
 
 
 def outcome_of_exception(claim: Claim, exc: BaseException, now: float,

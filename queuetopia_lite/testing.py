@@ -8,6 +8,8 @@ Example:
     clock.advance(30)
     assert perform_job(performer, "charge", {"order": 7}) == "charged"
     assert_job_created(q, queue="mails", action="send_mail", params={"to": "a@b.c"})
+    # in a coroutine, with an AsyncQueuetopia (or a Queuetopia): the same, awaited
+    await assert_job_created_async(aq, queue="mails", action="send_mail")
 
 The pytest plugin (``queuetopia_lite.pytest_plugin``) offers the first two as
 fixtures: ``queuetopia_clock`` and ``perform_job``, with ``queuetopia_db``.
@@ -16,10 +18,11 @@ fixtures: ``queuetopia_clock`` and ``perform_job``, with ``queuetopia_db``.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import time
 from datetime import datetime, timezone
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, TypeVar
 
 from . import validation as check
 from .backend import Claim, Failure
@@ -29,6 +32,11 @@ from .performer import BoundPerformer
 from .queuetopia import Queuetopia
 from .running import owner_name, perform
 
+if TYPE_CHECKING:
+    from .aio import AsyncQueuetopia
+from .scheduler.drain import LazyLoop
+
+T = TypeVar("T")
 _SCAN_LIMIT = 100_000  # jobs read per check; a test never creates more
 _SHOWN = 10  # jobs a failure message lists
 DEFAULT_START = 1_800_000_000.0  # seconds since the epoch: 2027-01-15 08:00:00 UTC
@@ -96,7 +104,9 @@ def perform_job(performer: Any, action: str, params: Mapping[str, Any] | None = 
     The performer is used through the scheduler's own path, so an unknown action
     raises ``UnknownActionError`` and a callable performer gets the job. Unlike a
     worker, it runs in the calling thread with no timeout, and it does not call
-    ``handle_failed_job`` (call it yourself to test it).
+    ``handle_failed_job`` (call it yourself to test it). An async action is
+    awaited to completion on a private event loop and its result returned (in a
+    coroutine, ``await perform_job_async(...)`` awaits it on the caller's loop).
 
     Raises:
         InvalidJobError: a bad argument or an unknown Job field.
@@ -116,12 +126,42 @@ def perform_job(performer: Any, action: str, params: Mapping[str, Any] | None = 
         calls.append((False, result))
         return result
 
+    loop = LazyLoop()
+
+    def waiting(awaitable: Awaitable[object]) -> object:  # an async action's real outcome
+        try:
+            result = loop.run(awaitable)
+        except BaseException as exc:
+            calls.append((True, exc))
+            raise
+        calls.append((False, result))
+        return result
+
     bound.perform = recording
-    outcome = perform(bound, Claim(job, "perform_job"), clock)
+    try:
+        outcome = perform(bound, Claim(job, "perform_job"), clock, wait=waiting)
+    finally:
+        loop.close()
     raised, value = calls[-1]
     if isinstance(outcome, Failure) and raised:
         raise value
     return value
+
+
+async def perform_job_async(performer: Any, action: str,
+                            params: Mapping[str, Any] | None = None, *, queue: str = "test",
+                            attempts: int = 1, clock: Callable[[], float] = time.time,
+                            **job_fields: Any) -> Any:
+    """perform_job for a coroutine: an async action is awaited on the caller's loop.
+
+    So the action may use objects bound to the test's event loop. A sync action
+    runs in the calling thread, as in perform_job.
+    """
+    job = make_job(action, params, queue=queue, attempts=attempts, clock=clock, **job_fields)
+    result = BoundPerformer(performer).perform(job)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
 
 
 def make_job(action: str, params: Mapping[str, Any] | None = None, *, queue: str = "test",
@@ -187,6 +227,39 @@ def refute_job_created(q: Queuetopia, *, queue: str | None = None, action: str |
     assert_job_created(q, 0, queue=queue, action=action, params=params)
 
 
+async def jobs_created_async(q: Queuetopia | AsyncQueuetopia, *, queue: str | None = None,
+                             action: str | None = None,
+                             params: Mapping[str, Any] | None = None) -> list[Job]:
+    """jobs_created, awaited: the database is read in a thread while the loop runs on."""
+    return await _off_loop(q, lambda sync: jobs_created(sync, queue=queue, action=action,
+                                                        params=params))
+
+
+async def assert_job_created_async(q: Queuetopia | AsyncQueuetopia, count: int = 1, *,
+                                   queue: str | None = None, action: str | None = None,
+                                   params: Mapping[str, Any] | None = None) -> list[Job]:
+    """assert_job_created, awaited (for an AsyncQueuetopia or a Queuetopia)."""
+    __tracebackhide__ = True
+    return await _off_loop(q, lambda sync: assert_job_created(
+        sync, count, queue=queue, action=action, params=params))
+
+
+async def refute_job_created_async(q: Queuetopia | AsyncQueuetopia, *, queue: str | None = None,
+                                   action: str | None = None,
+                                   params: Mapping[str, Any] | None = None) -> None:
+    """refute_job_created, awaited."""
+    __tracebackhide__ = True
+    await assert_job_created_async(q, 0, queue=queue, action=action, params=params)
+
+
+async def _off_loop(q: Queuetopia | AsyncQueuetopia, check: Callable[[Queuetopia], T]) -> T:
+    import asyncio  # here: this module is imported by the pytest plugin of every run
+
+    if isinstance(q, Queuetopia):
+        return await asyncio.to_thread(check, q)
+    return await q._call(check)
+
+
 def _contains(actual: Mapping[str, Any], expected: Mapping[str, Any]) -> bool:
     return all(key in actual and actual[key] == value for key, value in expected.items())
 
@@ -231,5 +304,6 @@ def _listing(jobs: list[Job], *, one_queue: bool) -> str:
     return text + (", ..." if len(jobs) > _SHOWN else "")
 
 
-__all__ = ["DEFAULT_START", "FakeClock", "assert_job_created", "jobs_created", "make_job",
-           "perform_job", "refute_job_created"]
+__all__ = ["DEFAULT_START", "FakeClock", "assert_job_created", "assert_job_created_async",
+           "jobs_created", "jobs_created_async", "make_job", "perform_job", "perform_job_async",
+           "refute_job_created", "refute_job_created_async"]

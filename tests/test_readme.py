@@ -51,3 +51,17 @@ def test_demo_runs_and_shows_the_blocked_queue(tmp_path: Path) -> None:
     assert "failed attempt 3/3" in out
     assert "charged order 2" in out
     assert re.search(r"job 7 payments\s+charge\s+failed\s+attempts=3", out)
+
+
+def test_asyncio_example_runs_async_and_sync_actions(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    exec(compile(python_block_after("## asyncio"), "README asyncio example", "exec"), {})
+    out = capsys.readouterr().out
+    # Each site's pages in order (one queue per site), the thumbnail on its own.
+    assert out.count("fetched https://example.com/") == 3
+    fetched = [line for line in out.splitlines() if line.startswith("fetched")]
+    assert fetched == [f"fetched https://example.com/{n}" for n in range(3)]
+    assert "thumbnail of cat.png" in out
+    assert "[{'job': 1}, {'job': 2}, {'job': 3}]" in out

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import logging
 import os
 import sys
 import time
-from typing import Any
+from typing import Any, Awaitable
 
 from ..job import Job, JobState
 from .render import first_line, span
@@ -68,6 +69,9 @@ class LoggingPerformer:
         defaults = getattr(performer, "defaults", None)
         if callable(defaults):
             self.defaults = defaults
+        is_async = getattr(performer, "is_async", None)
+        if callable(is_async):  # async actions go straight to the scheduler's event loop
+            self.is_async = is_async
         self.periodics = getattr(performer, "periodics", [])
 
     def perform(self, job: Job) -> object:
@@ -75,6 +79,14 @@ class LoggingPerformer:
         log.debug("job %s started: %s/%s attempt %s", job.id, job.queue, job.action, job.attempts)
         start = time.monotonic()
         result = self._perform(job)
+        if inspect.isawaitable(result):  # an async action: done once awaited
+            return self._logged(job, start, result)
+        log.info("job %s done: %s/%s in %.3f s", job.id, job.queue, job.action,
+                 time.monotonic() - start)
+        return result
+
+    async def _logged(self, job: Job, start: float, awaitable: Awaitable[object]) -> object:
+        result = await awaitable
         log.info("job %s done: %s/%s in %.3f s", job.id, job.queue, job.action,
                  time.monotonic() - start)
         return result

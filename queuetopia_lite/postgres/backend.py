@@ -33,7 +33,7 @@ from ..errors import DatabaseError, JobNotFoundError, JobStateError, check_schem
 from ..job import Job, JobState, QueueStatus
 from ..rows import JOB_COLUMNS, job_from_row, state_filter_sql
 from ..status import queue_status_from_row
-from . import foreign, steps
+from . import asyncconn, foreign, steps
 from .clock import CLOCK_TOLERANCE, DatabaseClock
 from .connection import Cursor, Database
 from .listener import Listener
@@ -176,6 +176,11 @@ class PostgresBackend:
         except psycopg.Error as exc:  # the application's transaction has failed: its to end
             raise self._db.error(exc) from exc
         return steps.created_jobs(rows, now + offset)
+
+    async def insert_jobs_in_async(self, connection: object, scope: str,
+                                   jobs: Sequence[NewJob], now: float) -> list[Job]:
+        """insert_jobs_in on a psycopg AsyncConnection, awaited (AsyncQueuetopia)."""
+        return await asyncconn.insert_jobs_in_async(self, connection, scope, jobs, now)
 
     def _own_identity(self, fresh: bool) -> foreign.Identity:
         if self._identity is None or fresh:

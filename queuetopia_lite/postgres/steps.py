@@ -13,7 +13,7 @@ transactions never wait for each other in a cycle.
 from __future__ import annotations
 
 import secrets
-from typing import Any, Collection, NamedTuple, Sequence
+from typing import Any, Collection, Generator, NamedTuple, Sequence
 
 from ..backend import (
     BackoffFunction,
@@ -81,20 +81,39 @@ UNIQUE_TRIES = 10  # inserts of a keyed batch whose holders keep starting meanwh
 
 def insert_unique(cur: Cursor, q: Queries, scope: str, channel: str, jobs: Sequence[NewJob],
                   now: float, offset: float, first_rows: Sequence[Any] | None = None) -> list[Job]:
+    """insert_jobs for a batch with unique keys (unique_inserts), on a cursor."""
+    plan = unique_inserts(q, scope, channel, jobs, now, offset, first_rows)
+    try:
+        statement = next(plan)
+        while True:
+            statement = plan.send(run(cur, *statement))
+    except StopIteration as done:
+        result: list[Job] = done.value
+        return result
+
+
+Statement = tuple[bytes, dict[str, Any]]
+
+
+def unique_inserts(q: Queries, scope: str, channel: str, jobs: Sequence[NewJob], now: float,
+                   offset: float, first_rows: Sequence[Any] | None = None,
+                   ) -> Generator[Statement, list[Any], list[Job]]:
     """insert_jobs for a batch with unique keys: a job whose key a waiting job holds
     is not stored, and that job is returned in its place (the first of the batch wins).
 
-    The unique index decides (ON CONFLICT DO NOTHING waits for a concurrent creator);
-    the holder is read after it, and a holder that has started meanwhile lets the
-    job be inserted on the next try. ``first_rows``: the rows of the first insert of
-    every job, already run (sent with BEGIN).
+    Yields each statement to run and is sent its rows (so that a sync cursor and
+    an async one drive the same steps). The unique index decides (ON CONFLICT DO
+    NOTHING waits for a concurrent creator); the holder is read after it, and a
+    holder that has started meanwhile lets the job be inserted on the next try.
+    ``first_rows``: the rows of the first insert of every job, already run (sent
+    with BEGIN).
     """
     found: list[Job | None] = [None] * len(jobs)
     todo = list(range(len(jobs)))
     for _ in range(UNIQUE_TRIES):
         if first_rows is None:
-            query, args = insert_args(q, scope, channel, [jobs[i] for i in todo], now, offset)
-            first_rows = run(cur, query, args)
+            first_rows = yield insert_args(q, scope, channel, [jobs[i] for i in todo], now,
+                                           offset)
         inserted, first_rows = created_jobs(first_rows, now), None
         by_key = {job.unique_key: job for job in inserted if job.unique_key is not None}
         plain = iter(job for job in inserted if job.unique_key is None)
@@ -105,9 +124,9 @@ def insert_unique(cur: Cursor, q: Queries, scope: str, channel: str, jobs: Seque
             if found[i] is None:
                 missing.append(i)
         if missing:
-            held = {job.unique_key: job for job in (job_from_row(row, now) for row in run(
-                cur, q["waiting_with_keys"],
-                {"scope": scope, "keys": sorted({jobs[i].unique_key for i in missing})}))}
+            rows = yield (q["waiting_with_keys"], {
+                "scope": scope, "keys": sorted({jobs[i].unique_key for i in missing})})
+            held = {job.unique_key: job for job in (job_from_row(row, now) for row in rows)}
             for i in missing:
                 found[i] = held.get(jobs[i].unique_key)
         todo = [i for i in missing if found[i] is None]

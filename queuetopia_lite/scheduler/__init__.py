@@ -5,7 +5,8 @@ It is a few parts with one job each, sharing a board of this process's claims:
 - the committer (committer.py), the only thread that writes: it saves outcomes
   and claims heads in one transaction, enforces timeouts, and sleeps until the
   next due time;
-- the runner (runner.py): worker threads that perform jobs and post outcomes;
+- the runner (runner.py): worker threads that perform sync jobs, and one event
+  loop thread (aioloop.py) that awaits async ones, posting their outcomes;
 - the lease keeper, the commit watcher and the hook caller (helpers.py).
 
 ``drain()`` (drain.py) runs due jobs in the caller's thread instead.
@@ -59,8 +60,7 @@ class Scheduler:
         self._board = Board()
         self._committer: Committer | None = None
         self._thread: threading.Thread | None = None
-        self._helpers: list[threading.Thread] = []  # watcher, hook caller, lease keeper
-        self._runner: Runner | None = None
+        self._helpers: list[threading.Thread] = []  # the hook caller, the lease keeper
         self._halt = threading.Event()
         self._unsaved: list[Outcome] = []  # results a failed drain() could not save
 
@@ -118,23 +118,27 @@ class Scheduler:
             keeper = LeaseKeeper(self._backend, board, self._scope, self._lease, self._clock)
             owner_name()  # computed once here, not in the first step
 
+            watcher = threading.Thread(target=lambda: watch(self._backend, board, halt),
+                                       name="queuetopia-watcher", daemon=True)
+
             def commit() -> None:
                 try:
                     committer.run()
                 finally:
                     with board.lock:
                         board.stopping = board.exiting = True
-                    halt.set()  # keeper and watcher end: a runaway's lease is left to lapse
+                    halt.set()  # the watcher ends; the keeper too, once no runaway runs
                     runner.stop()
                     hooks.close()
+                    # Its read may be under way: once stop() returns, close() may follow.
+                    watcher.join()
 
             committer.pending, self._unsaved[:] = list(self._unsaved), []
             self._committer = committer
-            self._runner = runner
             runner.start()
-            self._helpers = []
-            for target, name in ((lambda: watch(self._backend, board, halt), "watcher"),
-                                 (hooks.run, "hooks"),
+            watcher.start()
+            self._helpers = []  # the hook caller, then the lease keeper
+            for target, name in ((hooks.run, "hooks"),
                                  (lambda: keeper.run(halt), "lease-keeper")):
                 helper = threading.Thread(target=target, name=f"queuetopia-{name}",
                                           daemon=True)
@@ -149,8 +153,8 @@ class Scheduler:
 
         Returns when that is done, or after ``timeout`` seconds: the scheduler then
         finishes in the background and ends by itself. A job past its timeout is
-        not waited for: its failure is saved, its thread runs on, and its queue's
-        lease lapses (at least once covers it).
+        not waited for: its failure is saved, and its thread (or coroutine) runs on
+        with its queue locked and its lease renewed while it runs in this process.
         """
         self._check_fork()
         with self._lifecycle:
@@ -166,9 +170,9 @@ class Scheduler:
                 return  # it ends by itself once settled
             # Its helpers end at once (the backend may be closed right after we return),
             # but for a lease keeper that renews runaways' leases while they run.
+            # (The commit watcher ended with the committer; workers never touch it.)
             runaways = bool(self._board.claims(runaways_only=True))
-            workers = [] if self._runner is None else self._runner.threads()
-            for helper in self._helpers[:2 if runaways else 3] + workers:
+            for helper in self._helpers[:1 if runaways else 2]:
                 helper.join(None if deadline is None else max(deadline - time.monotonic(), 0))
 
     def notify(self) -> None:

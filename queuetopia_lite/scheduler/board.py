@@ -25,15 +25,17 @@ class TaskState(enum.Enum):
 class Task:
     """A claimed job in this process, from its claim until its outcome is saved."""
 
-    __slots__ = ("claim", "deadline", "ended", "state", "thread", "timeout_settled")
+    __slots__ = ("aio", "claim", "deadline", "ended", "state", "timeout_settled")
 
     def __init__(self, claim: Claim) -> None:
         self.claim = claim
         self.state = TaskState.QUEUED
         self.deadline: float | None = None  # time.monotonic() at which it times out
         self.timeout_settled = False  # its timeout failure was saved (or refused)
-        self.ended = False  # a timed-out job's thread has ended
-        self.thread: threading.Thread | None = None  # the worker performing it
+        self.ended = False  # a timed-out job's thread (or coroutine) has ended
+        # Awaited on the scheduler's event loop (not a worker thread): its asyncio
+        # task once started there, else True; None for a job on a worker thread.
+        self.aio: object | None = None
 
 
 # What a worker posts: the task and its outcome (None: a runaway's thread ended).

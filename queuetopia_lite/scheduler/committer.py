@@ -7,9 +7,9 @@ process commits as often as the database allows and an idle one at once.
 
 The timeout protocol lives here: a job past its timeout is recorded by one
 backend operation (a ``Failure`` that keeps the lock), and the release of its
-queue is sent only after that operation is settled and the runaway's thread has
-ended. Both orders of "timed out" and "thread ended" reach the database in that
-order, whatever the timing.
+queue is sent only after that operation is settled and the runaway's thread (or
+coroutine, which the runner cancels) has ended. Both orders of "timed out" and
+"thread ended" reach the database in that order, whatever the timing.
 """
 
 from __future__ import annotations
@@ -194,7 +194,7 @@ class Committer:
             self.pending.append(Failure(
                 task.claim, f"timeout: the job ran longer than {job.timeout} s",
                 self._clock() + self._performer.safe_backoff(job), keep_lock=True))
-            self._runner.replace()  # the runaway must not take a slot from other queues
+            self._runner.abandon(task)  # the runaway must not take a slot from other queues
 
     # -- steps --------------------------------------------------------------------
 
@@ -287,8 +287,7 @@ class Committer:
             tasks = [Task(claim) for claim in result.claimed]
             for task in tasks:
                 board.tasks[task.claim.token] = task
-        for task in tasks:
-            self._runner.hand(task)
+        self._runner.hand(tasks)  # at once: a batch of async jobs wakes the loop once
         for rejected in result.rejected:
             log.warning("queuetopia_lite: the result of job %s was discarded: its claim was "
                         "lost (lease expired, job cancelled or taken over)",

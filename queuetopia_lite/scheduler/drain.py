@@ -1,7 +1,8 @@
 """drain(): run due jobs in the caller's thread, one at a time, until none is due.
 
 No timeout is enforced here (the caller's thread is the worker); leases are
-renewed by a keeper thread while a job runs.
+renewed by a keeper thread while a job runs. Async actions are awaited to
+completion on a private event loop in the caller's thread.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Callable
+from typing import Any, Awaitable, Callable
 
 from ..backend import Backend, Failure, Outcome, StepResult
 from ..errors import DatabaseError
@@ -21,6 +22,26 @@ from .helpers import LeaseKeeper, call_failed_hook
 log = logging.getLogger("queuetopia_lite")
 
 SAVE_TRIES = 5  # drain() tries to save a job's result this often before raising
+
+
+class LazyLoop:
+    """A PrivateLoop made at the first awaitable (asyncio is imported only then)."""
+
+    def __init__(self) -> None:
+        self._loop: Any = None
+
+    def run(self, awaitable: Awaitable[object]) -> object:
+        """Await ``awaitable`` to completion in this thread."""
+        if self._loop is None:
+            from .aioloop import PrivateLoop
+
+            self._loop = PrivateLoop()
+        return self._loop.run(awaitable)
+
+    def close(self) -> None:
+        """Close the loop, if one was made."""
+        if self._loop is not None:
+            self._loop.close()
 
 
 class Drainer:
@@ -46,6 +67,7 @@ class Drainer:
         ran = 0
         outcomes: list[Outcome] = []
         halt = threading.Event()
+        loop = LazyLoop()  # async actions run to completion here, one at a time
         keeper = LeaseKeeper(self._backend, self._board, self._scope, self._lease, self._clock)
         threading.Thread(target=keeper.run, args=(halt,), daemon=True,
                          name="queuetopia-drain-keeper").start()
@@ -60,13 +82,14 @@ class Drainer:
                 with self._board.lock:
                     self._board.tasks[claim.token] = task
                 interrupts: list[BaseException] = []
-                outcomes = [perform(self._performer, claim, self._clock, interrupts)]
+                outcomes = [perform(self._performer, claim, self._clock, interrupts, loop.run)]
                 ran += 1
                 if interrupts:
                     self._save(outcomes, 0)
                     raise interrupts[0]
         finally:
             halt.set()
+            loop.close()
 
     def _save(self, outcomes: list[Outcome], claim: int) -> StepResult:
         """Save outcomes (and claim); a database error gets a few more tries before raising."""
