@@ -71,14 +71,8 @@ class Committer:
             next_cleanup = time.monotonic() + random.uniform(0, min(self._cleanup_interval, 1.0))
         while True:
             events, poked, stopping = self._wait(sleep, error_pause > 0)
-            self.iterations += 1
-            self._absorb(events)
-            self._expire_timeouts()
-            free = 0 if stopping else self._free()
             try:
-                if self.pending or (free > 0 and (poked or sleep > 0 or events) and
-                                    self._backend.has_runnable(self._scope, self._clock())):
-                    self._step(free)
+                self.turn(events, poked or sleep > 0, stopping)
                 if next_cleanup is not None and time.monotonic() >= next_cleanup:
                     assert self._cleanup_interval is not None
                     self._backend.prune(self._scope, self._clock() - self._job_retention)
@@ -99,6 +93,23 @@ class Committer:
                 sleep = error_pause
             if self._settled_to_stop():
                 return
+
+    def turn(self, events: list[Event], poked: bool, stopping: bool) -> None:
+        """One pass of the loop, without waiting (tests drive it step by step).
+
+        Takes the workers' ``events``, records the jobs past their deadline as timed
+        out, then saves what is pending and claims heads for the free workers in one
+        step, if there is anything to do. ``poked``: something may have become
+        runnable (a commit, a free worker, a due time). ``stopping``: claim nothing.
+        Raises what the step raised (run() pauses, then tries again).
+        """
+        self.iterations += 1
+        self._absorb(events)
+        self._expire_timeouts()
+        free = 0 if stopping else self._free()
+        if self.pending or (free > 0 and (poked or bool(events)) and
+                            self._backend.has_runnable(self._scope, self._clock())):
+            self._step(free)
 
     def _wait(self, timeout: float, only_stop: bool) -> tuple[list[Event], bool, bool]:
         """Sleep until an event, a poke, a timeout deadline or ``timeout`` seconds.
@@ -184,6 +195,9 @@ class Committer:
             self.pending.append(Failure(
                 task.claim, f"timeout: the job ran longer than {job.timeout} s",
                 self._clock() + self._performer.safe_backoff(job), keep_lock=True))
+        # Only once every failure is pending: starting a thread may raise, and a timed-out
+        # task without its failure would keep its queue locked for good.
+        for _ in expired:
             self._runner.replace()  # the runaway must not take a slot from other queues
 
     # -- steps --------------------------------------------------------------------

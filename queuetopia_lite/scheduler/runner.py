@@ -12,6 +12,7 @@ import threading
 import time
 from typing import Callable
 
+from ..backend import Outcome
 from ..performer import BoundPerformer
 from ..running import perform
 from .board import Board, Task, TaskState
@@ -51,20 +52,35 @@ class Runner:
         self._threads = []
 
     def _work_loop(self) -> None:
-        board = self._board
         while (task := self._work.get()) is not None:
-            timeout = task.claim.job.timeout
-            with board.lock:
-                task.state = TaskState.RUNNING
-                if timeout is not None:
-                    task.deadline = time.monotonic() + timeout
-                    if task.deadline < board.wake_at:  # the committer would sleep past it
-                        board.changed.notify()
+            self.begin(task)
             outcome = perform(self._performer, task.claim, self._clock)
-            with board.lock:
-                if task.state is TaskState.TIMED_OUT:  # a runaway: its late result is discarded
-                    task.ended = True
-                    board.post(task, None)
-                    return  # a replacement worker took this thread's slot
-                task.state = TaskState.FINISHED
-                board.post(task, outcome)
+            if not self.end(task, outcome):
+                return  # a runaway: a replacement worker took this thread's slot
+
+    def begin(self, task: Task) -> None:
+        """A worker starts the task's job: its timeout counts from now."""
+        board = self._board
+        timeout = task.claim.job.timeout
+        with board.lock:
+            task.state = TaskState.RUNNING
+            if timeout is not None:
+                task.deadline = time.monotonic() + timeout
+                if task.deadline < board.wake_at:  # the committer would sleep past it
+                    board.changed.notify()
+
+    def end(self, task: Task, outcome: Outcome) -> bool:
+        """The job returned or raised: post its outcome for the committer.
+
+        Returns False for a job that timed out meanwhile (a runaway): its late
+        outcome is discarded, and its thread must end (a replacement has its slot).
+        """
+        board = self._board
+        with board.lock:
+            if task.state is TaskState.TIMED_OUT:
+                task.ended = True
+                board.post(task, None)
+                return False
+            task.state = TaskState.FINISHED
+            board.post(task, outcome)
+            return True
