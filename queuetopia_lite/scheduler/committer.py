@@ -14,6 +14,7 @@ order, whatever the timing.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import random
@@ -257,9 +258,9 @@ class Committer:
         """The last try for an outcome that cannot be saved as it is."""
         job = outcome.claim.job
         if isinstance(outcome, Failure):
-            plain = Failure(outcome.claim, "queuetopia_lite could not store this attempt's "
-                            f"error ({type(exc).__name__})", outcome.next_attempt_at,
-                            outcome.keep_lock)
+            plain = dataclasses.replace(  # give_up and keep_lock kept: only the text changes
+                outcome, error="queuetopia_lite could not store this attempt's error "
+                f"({type(exc).__name__})")
             try:
                 return self._call([plain], 0)
             except Exception as again:

@@ -58,6 +58,7 @@ from queuetopia_lite.backend import (
     Failure,
     NewJob,
     Outcome,
+    Release,
     Snoozed,
     StepResult,
     Success,
@@ -191,6 +192,7 @@ class CommitterModel(RuleBasedStateMachine):
         self.lease_until: dict[str, float] = {}  # by token
         self.attempts: dict[int, int] = {}  # claims less saved snoozes, by job id
         self.finished: set[int] = set()  # jobs whose success or GiveUp was saved
+        self.posted: dict[str, Outcome] = {}  # what each claim's worker reported, by token
         # What judge_step found: raised after the turn (the committer would catch it).
         self.violations: list[AssertionError] = []
         # Disruptions per example: beyond these, examples would mostly watch dead processes.
@@ -257,6 +259,11 @@ class CommitterModel(RuleBasedStateMachine):
                 released.add(outcome.claim.token)
             if not saved:
                 continue
+            posted = self.posted.get(outcome.claim.token)
+            if posted is not None and not isinstance(outcome, Release):
+                assert type(outcome) is type(posted) and getattr(outcome, "give_up", False) \
+                    == getattr(posted, "give_up", False), \
+                    f"job {job_id}: the worker reported {posted}, the committer saved {outcome}"
             if isinstance(outcome, Success) or (isinstance(outcome, Failure)
                                                 and outcome.give_up):
                 self.finished.add(job_id)
@@ -444,6 +451,7 @@ class CommitterModel(RuleBasedStateMachine):
         task = proc.board.tasks[token]
         self.actor.plan = plan
         outcome = perform(self.performer, task.claim, self.clock)
+        self.posted[token] = outcome
         if proc.runner.end(task, outcome):
             proc.runner.free_threads += 1
 
