@@ -40,6 +40,7 @@ import tempfile
 from typing import Any, Callable, Collection, Sequence, cast
 
 import apsw
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -217,10 +218,13 @@ class CommitterModel(RuleBasedStateMachine):
             if sys.exc_info()[0] is None:  # only after an example that passed
                 self.run_to_completion()
         finally:
-            self.raw.close()
-            for inner in self.inners:
-                inner.close()
-            self.dir.cleanup()
+            self.close()
+
+    def close(self) -> None:
+        self.raw.close()
+        for inner in self.inners:
+            inner.close()
+        self.dir.cleanup()
 
     # -- reading the database -------------------------------------------------------
 
@@ -451,8 +455,8 @@ class CommitterModel(RuleBasedStateMachine):
         task = proc.board.tasks[token]
         self.actor.plan = plan
         outcome = perform(self.performer, task.claim, self.clock)
-        self.posted[token] = outcome
-        if proc.runner.end(task, outcome):
+        if proc.runner.end(task, outcome):  # else a runaway's: discarded
+            self.posted[token] = outcome
             proc.runner.free_threads += 1
 
     def deadline_passes(self, slot: int, token: str) -> None:
@@ -568,3 +572,79 @@ CommitterModel.TestCase.settings = settings(
     max_examples=int(os.environ.get("MODEL_EXAMPLES", "150")), stateful_step_count=80,
     deadline=None, suppress_health_check=list(HealthCheck))
 test_committer_model = CommitterModel.TestCase
+
+
+# -- the model can fail: the old timeout race, replayed ----------------------------------
+
+
+def old_absorb(self: Committer, events: list[tuple[Task, Outcome | None]]) -> None:
+    """The old order: a runaway's release is sent as soon as its thread ends, ahead of what
+    is pending (its timeout failure among it): "a Release always follows its Failure" was
+    assumed, not enforced."""
+    for task, outcome in events:
+        if outcome is not None:
+            self.pending.append(outcome)
+        else:
+            self.pending.insert(0, Release(task.claim))
+
+
+def timeout_race(machine: CommitterModel) -> None:
+    """A job times out, the step saving its failure fails, then its thread ends.
+
+    Queue 'a' holds [job 1 (timeout, 3 attempts), job 2]; the committer's next turn
+    has both the failure and the runaway's release to save.
+    """
+    machine.create("a", 3, 0.0, 1000.0)
+    machine.create("a", 1, 0.0, None)
+    proc = machine.procs[0]
+    machine.turn(proc, 0, True)  # claims job 1
+    (token,) = proc.board.tasks
+    machine.worker_starts(0, 0)
+    machine.deadline_passes(0, token)
+    proc.backend.fail_steps = 1
+    machine.turn(proc, 0, True)  # timed out: its failure is pending, the step failed
+    machine.worker_ends(0, token, "success")  # the runaway's thread ends
+    machine.turn(proc, 10, True)
+    machine.check_invariants_now()
+
+
+def test_the_committer_orders_a_runaways_release_after_its_failure() -> None:
+    """The control: today's committer saves the failure, then the release."""
+    machine = CommitterModel()
+    timeout_race(machine)
+    machine.turn(machine.procs[0], 10, True)  # saves the release
+    machine.check_invariants_now()
+    machine.teardown()  # runs everything to completion: job 2 after job 1
+
+
+def test_the_model_catches_a_release_sent_before_its_failure(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the old order the release reaches the database first: it is refused (the job
+    still runs under that claim), the runaway's task leaves the board while its queue
+    stays locked, and the queue waits for the lease to lapse. The model sees the lock
+    that no process holds."""
+    monkeypatch.setattr(Committer, "_absorb", old_absorb)
+    machine = CommitterModel()
+    try:
+        with pytest.raises(AssertionError, match="locked by a claim no process holds"):
+            timeout_race(machine)
+    finally:
+        machine.close()
+
+
+def test_the_model_catches_the_old_timeout_race_in_full(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The defect as it was (issue 9, defect 1): the old order, and a database that took a
+    release while the job still ran under its claim. The queue is released, job 2 becomes
+    head and is claimed while job 1, about to be retried, is unfinished."""
+    from queuetopia_lite.sqlite import transactions
+
+    if "job_running" not in transactions.Q:
+        pytest.fail("the SQLite release guard moved: point this test at its new place")
+    monkeypatch.setattr(Committer, "_absorb", old_absorb)
+    monkeypatch.setitem(transactions.Q, "job_running", "SELECT 1 WHERE 0")  # no guard
+    machine = CommitterModel()
+    try:
+        with pytest.raises(AssertionError, match="not the head"):
+            timeout_race(machine)
+    finally:
+        machine.close()
