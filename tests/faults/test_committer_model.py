@@ -80,7 +80,7 @@ WORKERS = 2  # worker threads (and claims) per process
 POISON = "POISON"  # an error text the (wrapped) database refuses to store
 UNFINISHED = (JobState.AVAILABLE, JobState.SCHEDULED, JobState.RETRYING, JobState.RUNNING)
 PLANS = ["success", "failure", "giveup", "snooze0", "snooze3", "poison", "giveup-poison",
-         "giveup-surrogate"]
+         "giveup-surrogate", "success-unsavable"]
 
 
 class Actor:
@@ -90,7 +90,7 @@ class Actor:
         self.plan = "success"
 
     def perform(self, job: Job) -> None:
-        plan = self.plan
+        plan = self.plan  # "success" and "success-unsavable" return
         if plan == "failure":
             raise RuntimeError("boom")
         if plan == "poison":
@@ -151,6 +151,8 @@ class Faulty:
         for outcome in outcomes:  # as a database refusing one text: nothing is saved
             if isinstance(outcome, Failure) and POISON in outcome.error:
                 raise ValueError("injected: this error text cannot be stored")
+            if outcome.claim.token in self.machine.unsavable and not isinstance(outcome, Release):
+                raise ValueError("injected: this outcome cannot be stored")
         result = self.inner.step(scope, now, outcomes=outcomes, claim=claim, owner=owner,
                                  lease=lease, backoff=backoff, alive=alive)
         self.machine.judge_step(list(outcomes), result, now, lease)
@@ -194,6 +196,7 @@ class CommitterModel(RuleBasedStateMachine):
         self.attempts: dict[int, int] = {}  # claims less saved snoozes, by job id
         self.finished: set[int] = set()  # jobs whose success or GiveUp was saved
         self.posted: dict[str, Outcome] = {}  # what each claim's worker reported, by token
+        self.unsavable: set[str] = set()  # claims whose outcome no step can save (dropped)
         # What judge_step found: raised after the turn (the committer would catch it).
         self.violations: list[AssertionError] = []
         # Disruptions per example: beyond these, examples would mostly watch dead processes.
@@ -344,7 +347,8 @@ class CommitterModel(RuleBasedStateMachine):
         """A live lease is always a task on some board: no claim is forgotten while held."""
         mine = {task.claim.token for task in self.tasks()}
         for queue, (token, until) in self.locks().items():
-            if until > self.now:
+            # A dropped outcome's claim is left to lapse (then the job runs again).
+            if until > self.now and token not in self.unsavable:
                 assert token in mine, \
                     f"queue {queue!r} is locked by a claim no process holds (until it lapses)"
 
@@ -455,6 +459,8 @@ class CommitterModel(RuleBasedStateMachine):
         task = proc.board.tasks[token]
         self.actor.plan = plan
         outcome = perform(self.performer, task.claim, self.clock)
+        if plan == "success-unsavable":
+            self.unsavable.add(token)
         if proc.runner.end(task, outcome):  # else a runaway's: discarded
             self.posted[token] = outcome
             proc.runner.free_threads += 1
@@ -548,15 +554,19 @@ class CommitterModel(RuleBasedStateMachine):
                 while runner.handed and runner.free_threads > 0:
                     runner.free_threads -= 1
                     runner.begin(runner.handed.pop(0))
-                for task in list(proc.board.tasks.values()):
+                for token, task in list(proc.board.tasks.items()):
                     if task.state is TaskState.RUNNING or (task.state is TaskState.TIMED_OUT
                                                            and not task.ended):
-                        if runner.end(task, perform(self.performer, task.claim, self.clock)):
-                            runner.free_threads += 1
+                        self.worker_ends(slot, token, "success")
                 self.keeper_renews(slot)
                 self.turn(proc, 1000, True)
                 self.check_invariants_now()
-            if not any(j.state in UNFINISHED for j in self.stored().values()):
+            stored = self.stored()
+            if not any(j.state in UNFINISHED for j in stored.values()):
+                succeeded = {o.claim.job.id for o in self.posted.values()
+                             if isinstance(o, Success)}
+                done = {j.id for j in stored.values() if j.state is JobState.DONE}
+                assert done <= succeeded, f"jobs {done - succeeded} done, never succeeded"
                 return
             self.now += 5.0
         left = {j.id: j.state.value for j in self.stored().values() if j.state in UNFINISHED}
