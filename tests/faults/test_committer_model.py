@@ -37,6 +37,7 @@ import math
 import os
 import sys
 import tempfile
+import uuid
 from typing import Any, Callable, Collection, Sequence, cast
 
 import apsw
@@ -49,6 +50,7 @@ from hypothesis.stateful import (
     invariant,
     precondition,
     rule,
+    run_state_machine_as_test,
 )
 
 from queuetopia_lite import GiveUp, Job, JobState, Snooze
@@ -73,11 +75,15 @@ from queuetopia_lite.scheduler.helpers import HookCaller, LeaseKeeper
 from queuetopia_lite.scheduler.runner import Runner
 from queuetopia_lite.sqlite import SQLiteBackend
 
+from .. import pgserver
+
 SCOPE = "cm"
 LEASE = 30.0
 QUEUES = ["a", "b", "c"]
 WORKERS = 2  # worker threads (and claims) per process
 POISON = "POISON"  # an error text the (wrapped) database refuses to store
+LOCKS = ("SELECT queue, lock_token, locked_until FROM {table} WHERE scope = ? AND lock_token "
+         "IS NOT NULL")
 UNFINISHED = (JobState.AVAILABLE, JobState.SCHEDULED, JobState.RETRYING, JobState.RUNNING)
 PLANS = ["success", "failure", "giveup", "snooze0", "snooze3", "poison", "giveup-poison",
          "giveup-surrogate", "success-unsavable"]
@@ -134,7 +140,7 @@ class FakeRunner(Runner):
 class Faulty:
     """The backend as the committer sees it: it records every step, and fails on demand."""
 
-    def __init__(self, inner: SQLiteBackend, machine: CommitterModel) -> None:
+    def __init__(self, inner: Backend, machine: CommitterModel) -> None:
         self.inner = inner
         self.machine = machine
         self.fail_steps = 0  # the next steps raise a retryable DatabaseError
@@ -182,13 +188,10 @@ class CommitterModel(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.dir = tempfile.TemporaryDirectory()
-        self.path = os.path.join(self.dir.name, "model.db")
         self.now = 1_800_000_000.0
         self.actor = Actor()
         self.performer = BoundPerformer(self.actor)
-        self.inners = [SQLiteBackend(self.path, durability="normal") for _ in range(2)]
-        self.raw = apsw.Connection(self.path)  # the driver the backends use
+        self.inners = self.open_database()  # two connections: two processes
         self.procs = [self.new_proc(slot) for slot in range(2)]
         self.gone: list[Board] = []  # boards of dead processes (their claims lapse)
         self.jobs: dict[int, tuple[str, float]] = {}  # id: (queue, scheduled_at)
@@ -223,10 +226,17 @@ class CommitterModel(RuleBasedStateMachine):
         finally:
             self.close()
 
+    def open_database(self) -> list[Backend]:
+        """A fresh database, one backend per process."""
+        self.dir = tempfile.TemporaryDirectory()
+        path = os.path.join(self.dir.name, "model.db")
+        self.raw = apsw.Connection(path)  # the driver the backends use
+        return [SQLiteBackend(path, durability="normal") for _ in range(2)]
+
     def close(self) -> None:
-        self.raw.close()
         for inner in self.inners:
             inner.close()
+        self.raw.close()
         self.dir.cleanup()
 
     # -- reading the database -------------------------------------------------------
@@ -236,8 +246,7 @@ class CommitterModel(RuleBasedStateMachine):
 
     def locks(self) -> dict[str, tuple[str, float]]:
         """Locked queues: queue -> (token, locked_until)."""
-        rows = self.raw.execute("SELECT queue, lock_token, locked_until FROM qt_queues "
-                                "WHERE scope = ? AND lock_token IS NOT NULL", (SCOPE,)).fetchall()
+        rows = self.raw.execute(LOCKS.format(table="qt_queues"), (SCOPE,)).fetchall()
         return {queue: (token, until) for queue, token, until in rows}
 
     def boards(self) -> list[Board]:
@@ -582,6 +591,38 @@ CommitterModel.TestCase.settings = settings(
     max_examples=int(os.environ.get("MODEL_EXAMPLES", "150")), stateful_step_count=80,
     deadline=None, suppress_health_check=list(HealthCheck))
 test_committer_model = CommitterModel.TestCase
+
+
+class PostgresCommitterModel(CommitterModel):
+    """The same on Postgres: a fresh schema per example (leases follow the fake clock)."""
+
+    def open_database(self) -> list[Backend]:
+        import psycopg
+
+        from queuetopia_lite.postgres import PostgresBackend
+
+        self.schema = f"qtl_test_{uuid.uuid4().hex[:12]}"
+        url = pgserver.schema_url(self.schema)
+        self.pg = psycopg.connect(pgserver.URL, autocommit=True)
+        return [PostgresBackend(url) for _ in range(2)]
+
+    def locks(self) -> dict[str, tuple[str, float]]:
+        table = f'"{self.schema}".qt_queues'
+        rows = self.pg.execute(LOCKS.format(table=table).replace("?", "%s"), (SCOPE,))
+        return {queue: (token, until) for queue, token, until in rows.fetchall()}
+
+    def close(self) -> None:
+        for inner in self.inners:
+            inner.close()
+        self.pg.close()
+        pgserver.drop_schema(self.schema)
+
+
+def test_committer_model_postgres() -> None:
+    pgserver.require_postgres()
+    run_state_machine_as_test(PostgresCommitterModel, settings=settings(
+        CommitterModel.TestCase.settings,
+        max_examples=int(os.environ.get("MODEL_EXAMPLES_POSTGRES", "25"))))
 
 
 # -- the model can fail: the old timeout race, replayed ----------------------------------
