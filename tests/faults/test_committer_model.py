@@ -25,9 +25,14 @@ SPEC 4 judges after every rule, and at every claim:
 - a process that stopped and settled holds only runaways.
 
 At the end of each example everything is let run to completion: every job must end
-(done, failed or cancelled), or the model reports a wedge.
+(done, failed or cancelled), or the model reports a wedge; every done job had a success.
 
-MODEL_EXAMPLES sets the number of examples (default 150) for a deeper search.
+The same machine runs on Postgres (a fresh schema per example; leases follow the fake
+clock there too). MODEL_EXAMPLES (default 150) and MODEL_EXAMPLES_POSTGRES (default 25)
+set the number of examples for a deeper search.
+
+The tests after the machine replay the old timeout race (issue 9, defect 1) with the
+committer's order disabled: the model must catch it.
 """
 
 from __future__ import annotations
@@ -699,3 +704,34 @@ def test_the_model_catches_the_old_timeout_race_in_full(monkeypatch: pytest.Monk
             timeout_race(machine)
     finally:
         machine.close()
+
+
+def test_a_replacement_thread_that_fails_to_start_wedges_no_timed_out_queue() -> None:
+    """Two jobs time out in one turn and starting the first replacement worker raises
+    (threads exhausted): both timeout failures are still pending, so both queues move on
+    once the runaways end (the loop logs the error and turns again)."""
+    machine = CommitterModel()
+    machine.create("a", 1, 0.0, 1000.0)
+    machine.create("b", 1, 0.0, 1000.0)
+    proc = machine.procs[0]
+    machine.turn(proc, 0, True)
+    tokens = list(proc.board.tasks)
+    for token in tokens:
+        machine.worker_starts(0, 0)
+        machine.deadline_passes(0, token)
+    replace = proc.runner.replace
+
+    def no_thread() -> None:
+        raise RuntimeError("can't start new thread")
+
+    proc.runner.replace = no_thread  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        machine.turn(proc, 0, True)
+    proc.runner.replace = replace  # type: ignore[method-assign]
+    assert len(proc.committer.pending) == 2
+    machine.turn(proc, 0, True)
+    for token in tokens:
+        machine.worker_ends(0, token, "success")
+    machine.turn(proc, 10, True)
+    machine.check_invariants_now()
+    machine.teardown()
