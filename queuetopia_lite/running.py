@@ -9,7 +9,7 @@ from typing import Awaitable, Callable
 
 from .backend import BackoffFunction, Claim, Failure, Outcome, Snoozed, Success
 from .control import GiveUp, Snooze
-from .errortext import error_text
+from .errortext import error_text, storable
 from .performer import BoundPerformer
 
 _owner: tuple[int, str] = (0, "")  # (pid, name): gethostname() is a system call per step
@@ -64,5 +64,5 @@ def outcome_of_exception(claim: Claim, exc: BaseException, now: float,
     if isinstance(exc, Snooze):
         return Snoozed(claim, now + exc.seconds)
     if isinstance(exc, GiveUp):
-        return Failure(claim, exc.reason, now, give_up=True)
+        return Failure(claim, storable(exc.reason), now, give_up=True)  # any text, as a raise
     return Failure(claim, error_text(exc), now + backoff(claim.job))

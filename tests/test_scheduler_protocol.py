@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import pytest
 
-from queuetopia_lite import Backend, Job, JobState, Performer, Queuetopia
+from queuetopia_lite import Backend, GiveUp, Job, JobState, Performer, Queuetopia
 
 from .conftest import wait_until
 
@@ -123,6 +123,29 @@ def test_an_error_text_the_database_cannot_store_holds_back_nothing(make_q: Make
     stored = q.get_job(bad.id)
     assert stored is not None and stored.error is not None
     assert "report-\\udcff.csv" in stored.error and "\\x00" in stored.error
+
+
+def test_a_give_up_with_an_unstorable_reason_still_gives_up(make_q: MakeQ) -> None:
+    """Found by the committer model: GiveUp's reason was saved as given, so a lone
+    surrogate failed the step, and the committer's plain-text fallback dropped give_up:
+    the job was retried (here: run 3 times) instead of failing at once."""
+    runs: list[int] = []
+    perf = Performer()
+
+    @perf.action("give_up")
+    def give_up(job: Job) -> None:
+        runs.append(job.attempts)
+        raise GiveUp(os.fsdecode(b"report-\xff.csv") + " (\x00)")
+
+    q = make_q(perf)
+    job = q.create_job("a", "give_up", max_attempts=3)
+    q.start()
+    wait_until(lambda: q.get_job(job.id).state == JobState.FAILED,  # type: ignore[union-attr]
+               message="the job failed")
+    q.stop(timeout=10)
+    stored = q.get_job(job.id)
+    assert stored is not None and runs == [1]
+    assert stored.error == "report-\\udcff.csv (\\x00)"
 
 
 def test_drain_stores_an_unstorable_error_text_escaped(make_q: MakeQ) -> None:

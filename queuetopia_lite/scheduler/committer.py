@@ -14,6 +14,7 @@ coroutine, which the runner cancels) has ended. Both orders of "timed out" and
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import random
@@ -76,22 +77,15 @@ class Committer:
             # pokes do not either (on Postgres our own commit pokes us: a loop).
             events, _poked, stopping = self._wait(sleep, pokes=not (error_pause or fruitless),
                                                   events=not error_pause)
-            self.iterations += 1
-            self._absorb(events)
-            self._expire_timeouts()
-            free = 0 if stopping else self._free()
             fruitless = False
             try:
-                if self.pending or (free > 0 and
-                                    self._backend.has_runnable(self._scope, self._clock())):
-                    saving = bool(self.pending)
-                    fruitless = self._step(free) == 0 and not saving
+                fruitless = self.turn(events, stopping)
                 if next_cleanup is not None and time.monotonic() >= next_cleanup:
                     assert self._cleanup_interval is not None
                     self._backend.prune(self._scope, self._clock() - self._job_retention)
                     next_cleanup = time.monotonic() + self._cleanup_interval
                 error_pause = 0.0
-                sleep = self._sleep_time(next_cleanup, free)
+                sleep = self._sleep_time(next_cleanup, 0 if stopping else self._free())
                 if fruitless:  # e.g. our own claim whose lease looks expired (a clock jump)
                     sleep = max(sleep, IDLE_PAUSE)
             except Exception as exc:  # the committer must never die silently
@@ -108,6 +102,24 @@ class Committer:
                 sleep = error_pause
             if self._settled_to_stop():
                 return
+
+    def turn(self, events: list[Event], stopping: bool) -> bool:
+        """One pass of the loop, without waiting (tests drive it step by step).
+
+        Takes the workers' ``events``, records the jobs past their deadline as timed
+        out, then saves what is pending and claims heads for the free workers in one
+        step, if there is anything to do (``stopping``: claim nothing). Returns
+        whether a step found work to claim yet claimed nothing (run() then pauses).
+        Raises what the step raised (run() pauses, then tries again).
+        """
+        self.iterations += 1
+        self._absorb(events)
+        self._expire_timeouts()
+        free = 0 if stopping else self._free()
+        if self.pending or (free > 0 and self._backend.has_runnable(self._scope, self._clock())):
+            saving = bool(self.pending)
+            return self._step(free) == 0 and not saving
+        return False
 
     def _wait(self, timeout: float, *, pokes: bool = True,
               events: bool = True) -> tuple[list[Event], bool, bool]:
@@ -194,6 +206,9 @@ class Committer:
             self.pending.append(Failure(
                 task.claim, f"timeout: the job ran longer than {job.timeout} s",
                 self._clock() + self._performer.safe_backoff(job), keep_lock=True))
+        # Only once every failure is pending: abandoning may raise, and a timed-out
+        # task without its failure would keep its queue locked for good.
+        for task in expired:
             self._runner.abandon(task)  # the runaway must not take a slot from other queues
 
     # -- steps --------------------------------------------------------------------
@@ -258,9 +273,9 @@ class Committer:
         """The last try for an outcome that cannot be saved as it is."""
         job = outcome.claim.job
         if isinstance(outcome, Failure):
-            plain = Failure(outcome.claim, "queuetopia_lite could not store this attempt's "
-                            f"error ({type(exc).__name__})", outcome.next_attempt_at,
-                            outcome.keep_lock)
+            plain = dataclasses.replace(  # give_up and keep_lock kept: only the text changes
+                outcome, error="queuetopia_lite could not store this attempt's error "
+                f"({type(exc).__name__})")
             try:
                 return self._call([plain], 0)
             except Exception as again:

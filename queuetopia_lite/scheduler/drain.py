@@ -7,6 +7,7 @@ completion on a private event loop in the caller's thread.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -123,9 +124,9 @@ class Drainer:
         except DatabaseError:
             raise
         except Exception as exc:  # an error text the database refuses: store a plain one
-            plain = [Failure(o.claim, "queuetopia_lite could not store this attempt's error "
-                             f"({type(exc).__name__})", o.next_attempt_at, o.keep_lock)
-                     if isinstance(o, Failure) else o for o in outcomes]
+            text = f"queuetopia_lite could not store this attempt's error ({type(exc).__name__})"
+            plain = [dataclasses.replace(o, error=text) if isinstance(o, Failure) else o
+                     for o in outcomes]  # give_up kept: only the text changes
             return self._backend.step(self._scope, self._clock(), outcomes=plain,
                                       claim=claim, owner=owner_name(), lease=self._lease,
                                       backoff=backoff, alive=self._board.alive())

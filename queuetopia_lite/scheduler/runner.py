@@ -184,3 +184,12 @@ class Runner:
         else:
             outcome = Success(task.claim)
         self._finish(task, outcome)
+
+    def begin(self, task: Task) -> None:
+        """A worker starts the task's job: its timeout counts from now."""
+        with self._board.lock:
+            self._running(task)
+
+    def end(self, task: Task, outcome: Outcome) -> bool:
+        """A worker's job ended: post its outcome; False if it had timed out (discarded)."""
+        return self._finish(task, outcome)
