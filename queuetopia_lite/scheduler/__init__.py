@@ -6,7 +6,8 @@ It is a few parts with one job each, sharing a board of this process's claims:
   and claims heads in one transaction, enforces timeouts, and sleeps until the
   next due time;
 - the runner (runner.py): worker threads that perform jobs and post outcomes;
-- the lease keeper, the commit watcher and the hook caller (helpers.py).
+- the lease keeper, the commit watcher, the holder check (a lock of a gone
+  process of this host is recovered at once) and the hook caller (helpers.py).
 
 ``drain()`` (drain.py) runs due jobs in the caller's thread instead.
 """
@@ -25,7 +26,7 @@ from ..running import owner_name
 from .board import Board
 from .committer import Committer
 from .drain import Drainer
-from .helpers import EXPECT_TIME, HookCaller, LeaseKeeper, watch
+from .helpers import EXPECT_TIME, HookCaller, LeaseKeeper, check_holders, watch
 from .runner import Runner
 
 # Heads claimed beyond the free workers. None: a claimed job shows as running, and
@@ -131,6 +132,8 @@ class Scheduler:
             runner.start()
             for target, name in ((lambda: keeper.run(halt), "lease-keeper"),
                                  (lambda: watch(self._backend, board, halt), "watcher"),
+                                 (lambda: check_holders(self._backend, board, self._scope,
+                                                        self._clock, halt), "holders"),
                                  (hooks.run, "hooks")):
                 threading.Thread(target=target, name=f"queuetopia-{name}", daemon=True).start()
             self._thread = threading.Thread(target=commit, name="queuetopia-committer",

@@ -16,7 +16,7 @@ from ..errors import DatabaseError
 from ..performer import BoundPerformer
 from ..running import owner_name, perform
 from .board import Board, Task, TaskState
-from .helpers import LeaseKeeper, call_failed_hook
+from .helpers import LeaseKeeper, call_failed_hook, recover_dead_holders
 
 log = logging.getLogger("queuetopia_lite")
 
@@ -52,7 +52,12 @@ class Drainer:
         try:
             while True:
                 result = self._save(outcomes, 1)
+                outcomes = []
                 if not result.claimed:
+                    # A gone process of this host may hold a queue: recover it now (its
+                    # lost attempt is recorded by the next step), then look again.
+                    if recover_dead_holders(self._backend, self._scope, self._clock):
+                        continue
                     return ran
                 (claim,) = result.claimed
                 task = Task(claim)

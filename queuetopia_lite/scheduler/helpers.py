@@ -1,4 +1,5 @@
-"""The scheduler's small background parts: lease keeper, commit watcher, hook caller."""
+"""The scheduler's small background parts: lease keeper, commit watcher, holder check,
+dispatcher."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Callable
 
 from ..backend import Backend, Claim
 from ..errors import DatabaseError
+from ..holders import holder_alive, host_prefix
 from ..job import Job
 from ..performer import BoundPerformer
 from .board import Board
@@ -21,6 +23,8 @@ WATCH_INTERVAL = 0.005  # seconds between looks for other processes' commits
 # more often for a while (a look is one PRAGMA data_version, a few microseconds).
 EXPECT_INTERVAL = 0.0002  # seconds between looks while a commit is expected
 EXPECT_TIME = 2.0  # seconds the closer watch lasts after such a write
+# A killed process renews nothing and commits nothing: only a look finds its locks.
+HOLDER_CHECK_INTERVAL = 1.0  # seconds between looks for locks of gone processes of this host
 
 
 class LeaseKeeper:
@@ -74,6 +78,39 @@ def watch(backend: Backend, board: Board, halt: threading.Event) -> None:
             # first look but before this baseline would otherwise wait for a poll.
             board.poke()
             last = counter
+
+
+def recover_dead_holders(backend: Backend, scope: str, clock: Callable[[], float]) -> int:
+    """End now the leases that gone processes of this host hold; return how many ended.
+
+    One cheap read (the lease index: locked queues only, this host's tokens) and a
+    look in /proc per lock. The next step records each job's attempt as lost.
+    """
+    prefix = host_prefix()
+    if not prefix:
+        return 0  # no /proc: nothing can be told, every lease runs out
+    dead = [token for token in backend.lock_tokens(scope, prefix)
+            if holder_alive(token) is False]
+    if not dead:
+        return 0
+    ended = backend.expire_claims(scope, dead, clock())
+    if ended:
+        log.warning("queuetopia_lite: %d queue lock(s) of scope %r held by a process of this "
+                    "host that no longer exists: recovered now", ended, scope)
+    return ended
+
+
+def check_holders(backend: Backend, board: Board, scope: str, clock: Callable[[], float],
+                  halt: threading.Event) -> None:
+    """Recover gone holders' leases at once, and wake the committer (thread target)."""
+    while True:
+        try:
+            if recover_dead_holders(backend, scope, clock):
+                board.poke()  # its next step records the lost attempts
+        except Exception as exc:  # a bad moment: the next look tries again
+            log.error("queuetopia_lite: cannot look for locks of gone processes: %s", exc)
+        if halt.wait(HOLDER_CHECK_INTERVAL):
+            return
 
 
 class HookCaller:
