@@ -16,6 +16,7 @@ from .errors import (
     QueuetopiaError,
     UnknownActionError,
 )
+from .events import Event
 from .job import Job, JobState, QueueState, QueueStatus
 from .performer import Performer
 from .queuetopia import Queuetopia
@@ -25,6 +26,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Backend",
     "DatabaseError",
+    "Event",
     "GiveUp",
     "InvalidJobError",
     "Job",

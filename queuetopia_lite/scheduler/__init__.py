@@ -7,7 +7,8 @@ It is a few parts with one job each, sharing a board of this process's claims:
   next due time;
 - the runner (runner.py): worker threads that perform jobs and post outcomes;
 - the lease keeper, the commit watcher, the holder check (a lock of a gone
-  process of this host is recovered at once) and the hook caller (helpers.py).
+  process of this host is recovered at once) and the dispatcher of failed-job
+  hooks and event callbacks (helpers.py; events built in emit.py).
 
 ``drain()`` (drain.py) runs due jobs in the caller's thread instead.
 """
@@ -21,12 +22,13 @@ from typing import Callable
 
 from ..backend import Backend, Outcome
 from ..errors import DatabaseError
+from ..events import Events
 from ..performer import BoundPerformer
 from ..running import owner_name
 from .board import Board
 from .committer import Committer
 from .drain import Drainer
-from .helpers import EXPECT_TIME, HookCaller, LeaseKeeper, check_holders, watch
+from .helpers import EXPECT_TIME, Dispatcher, LeaseKeeper, check_holders, watch
 from .runner import Runner
 
 # Heads claimed beyond the free workers. None: a claimed job shows as running, and
@@ -40,8 +42,9 @@ class Scheduler:
     def __init__(self, backend: Backend, performer: BoundPerformer, *, scope: str,
                  max_workers: int, lease: float, poll_interval: float,
                  cleanup_interval: float | None, job_retention: float,
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float], events: Events | None = None) -> None:
         self._backend = backend
+        self._events = Events() if events is None else events
         self._performer = performer
         self._scope = scope
         self._max_workers = max_workers
@@ -107,9 +110,10 @@ class Scheduler:
             self._halt = threading.Event()
             board, halt = self._board, self._halt
             runner = Runner(board, self._performer, self._clock, self._max_workers)
-            hooks = HookCaller(self._performer)
+            hooks = Dispatcher(self._performer, self._events)
             committer = Committer(
-                self._backend, board, runner, self._performer, hooks, scope=self._scope,
+                self._backend, board, runner, self._performer, hooks, self._events,
+                scope=self._scope,
                 capacity=self._max_workers + PREFETCH,
                 lease=self._lease, poll_interval=self._poll_interval,
                 cleanup_interval=self._cleanup_interval, job_retention=self._job_retention,
@@ -134,7 +138,7 @@ class Scheduler:
                                  (lambda: watch(self._backend, board, halt), "watcher"),
                                  (lambda: check_holders(self._backend, board, self._scope,
                                                         self._clock, halt), "holders"),
-                                 (hooks.run, "hooks")):
+                                 (hooks.run, "dispatcher")):
                 threading.Thread(target=target, name=f"queuetopia-{name}", daemon=True).start()
             self._thread = threading.Thread(target=commit, name="queuetopia-committer",
                                             daemon=True)
@@ -175,8 +179,8 @@ class Scheduler:
         then stops the drain by raising.
         """
         self._check_fork()
-        return Drainer(self._backend, self._performer, self._unsaved, scope=self._scope,
-                       lease=self._lease, clock=self._clock).drain()
+        return Drainer(self._backend, self._performer, self._unsaved, self._events,
+                       scope=self._scope, lease=self._lease, clock=self._clock).drain()
 
 
 __all__ = ["Scheduler", "owner_name"]

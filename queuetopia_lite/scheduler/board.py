@@ -25,7 +25,7 @@ class TaskState(enum.Enum):
 class Task:
     """A claimed job in this process, from its claim until its outcome is saved."""
 
-    __slots__ = ("claim", "deadline", "ended", "state", "timeout_settled")
+    __slots__ = ("claim", "deadline", "ended", "finished", "started", "state", "timeout_settled")
 
     def __init__(self, claim: Claim) -> None:
         self.claim = claim
@@ -33,6 +33,8 @@ class Task:
         self.deadline: float | None = None  # time.monotonic() at which it times out
         self.timeout_settled = False  # its timeout failure was saved (or refused)
         self.ended = False  # a timed-out job's thread has ended
+        self.started = 0.0  # time.monotonic() when a worker began performing it
+        self.finished: float | None = None  # time.monotonic() when it returned or timed out
 
 
 # What a worker posts: the task and its outcome (None: a runaway's thread ended).

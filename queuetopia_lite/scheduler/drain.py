@@ -13,9 +13,11 @@ from typing import Callable
 
 from ..backend import Backend, Failure, Outcome, StepResult
 from ..errors import DatabaseError
+from ..events import Events
 from ..performer import BoundPerformer
 from ..running import owner_name, perform
 from .board import Board, Task, TaskState
+from .emit import claim_events, step_events
 from .helpers import LeaseKeeper, call_failed_hook, recover_dead_holders
 
 log = logging.getLogger("queuetopia_lite")
@@ -31,9 +33,13 @@ class Drainer:
             this one cannot save is left there.
     """
 
-    def __init__(self, backend: Backend, performer: BoundPerformer, unsaved: list[Outcome], *,
-                 scope: str, lease: float, clock: Callable[[], float]) -> None:
+    def __init__(self, backend: Backend, performer: BoundPerformer, unsaved: list[Outcome],
+                 events: Events, *, scope: str, lease: float,
+                 clock: Callable[[], float]) -> None:
         self._backend = backend
+        self._events = events  # delivered in the caller's thread, after each save
+        self._durations: dict[str, float] = {}  # seconds each unsaved attempt ran, by token
+        self._now = 0.0  # the clock reading of the last step
         self._performer = performer
         self._unsaved = unsaved
         self._scope = scope
@@ -65,7 +71,9 @@ class Drainer:
                 with self._board.lock:
                     self._board.tasks[claim.token] = task
                 interrupts: list[BaseException] = []
+                began = time.monotonic()
                 outcomes = [perform(self._performer, claim, self._clock, interrupts)]
+                self._durations[claim.token] = time.monotonic() - began
                 ran += 1
                 if interrupts:
                     self._save(outcomes, 0)
@@ -92,14 +100,21 @@ class Drainer:
         with self._board.lock:
             for outcome in outcomes:
                 self._board.tasks.pop(outcome.claim.token, None)
+        if self._events.active:
+            for event in (step_events(outcomes, result, self._now, self._durations)
+                          + claim_events(result.claimed, self._now)):
+                self._events.deliver(event)
+        for outcome in outcomes:
+            self._durations.pop(outcome.claim.token, None)
         for job in result.failed:
             call_failed_hook(self._performer, job)
         return result
 
     def _step(self, outcomes: list[Outcome], claim: int) -> StepResult:
         backoff = self._performer.safe_backoff if self._performer.has_backoff else None
+        self._now = now = self._clock()
         try:
-            return self._backend.step(self._scope, self._clock(), outcomes=outcomes,
+            return self._backend.step(self._scope, now, outcomes=outcomes,
                                       claim=claim, owner=owner_name(), lease=self._lease,
                                       backoff=backoff, alive=self._board.alive())
         except DatabaseError:
@@ -108,6 +123,6 @@ class Drainer:
             plain = [Failure(o.claim, "queuetopia_lite could not store this attempt's error "
                              f"({type(exc).__name__})", o.next_attempt_at, o.keep_lock)
                      if isinstance(o, Failure) else o for o in outcomes]
-            return self._backend.step(self._scope, self._clock(), outcomes=plain,
+            return self._backend.step(self._scope, now, outcomes=plain,
                                       claim=claim, owner=owner_name(), lease=self._lease,
                                       backoff=backoff, alive=self._board.alive())

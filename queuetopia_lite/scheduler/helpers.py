@@ -11,6 +11,7 @@ from typing import Callable
 
 from ..backend import Backend, Claim
 from ..errors import DatabaseError
+from ..events import Event, Events
 from ..holders import holder_alive, host_prefix
 from ..job import Job
 from ..performer import BoundPerformer
@@ -113,25 +114,34 @@ def check_holders(backend: Backend, board: Board, scope: str, clock: Callable[[]
             return
 
 
-class HookCaller:
-    """Calls ``handle_failed_job`` off the committer's path, one job at a time."""
+class Dispatcher:
+    """Calls ``handle_failed_job`` and event callbacks off the committer's path, in order."""
 
-    def __init__(self, performer: BoundPerformer) -> None:
+    def __init__(self, performer: BoundPerformer, events: Events) -> None:
         self._performer = performer
-        self._jobs: queues.SimpleQueue[Job | None] = queues.SimpleQueue()
+        self._events = events
+        self._items: queues.SimpleQueue[Job | Event | None] = queues.SimpleQueue()
 
     def put(self, job: Job) -> None:
         """Queue a failed job for its hook."""
-        self._jobs.put(job)
+        self._items.put(job)
+
+    def emit(self, events: list[Event]) -> None:
+        """Queue events for their callbacks."""
+        for event in events:
+            self._items.put(event)
 
     def close(self) -> None:
-        """End the thread once the queued hooks have run."""
-        self._jobs.put(None)
+        """End the thread once the queued hooks and events are delivered."""
+        self._items.put(None)
 
     def run(self) -> None:
-        """Call hooks until closed (thread target)."""
-        while (job := self._jobs.get()) is not None:
-            call_failed_hook(self._performer, job)
+        """Deliver until closed (thread target)."""
+        while (item := self._items.get()) is not None:
+            if isinstance(item, Job):
+                call_failed_hook(self._performer, item)
+            else:
+                self._events.deliver(item)
 
 
 def call_failed_hook(performer: BoundPerformer, job: Job) -> None:

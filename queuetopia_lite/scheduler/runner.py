@@ -56,6 +56,7 @@ class Runner:
             timeout = task.claim.job.timeout
             with board.lock:
                 task.state = TaskState.RUNNING
+                task.started = time.monotonic()
                 if timeout is not None:
                     task.deadline = time.monotonic() + timeout
                     if task.deadline < board.wake_at:  # the committer would sleep past it
@@ -67,4 +68,5 @@ class Runner:
                     board.post(task, None)
                     return  # a replacement worker took this thread's slot
                 task.state = TaskState.FINISHED
+                task.finished = time.monotonic()
                 board.post(task, outcome)
