@@ -51,3 +51,26 @@ def test_demo_runs_and_shows_the_blocked_queue(tmp_path: Path) -> None:
     assert "failed attempt 3/3" in out
     assert "charged order 2" in out
     assert re.search(r"job 7 payments\s+charge\s+failed\s+attempts=3", out)
+
+
+def test_events_example_counts_and_gauges(tmp_path: Path) -> None:
+    from queuetopia_lite import Job, Queuetopia
+
+    def perform(job: Job) -> None:
+        if job.action == "bad":
+            raise RuntimeError("boom")
+
+    q = Queuetopia(tmp_path / "jobs.db", perform)
+    scope: dict[str, object] = {"q": q}
+    exec(compile(python_block_after("## Events and dead workers"), "README events", "exec"),
+         scope)
+    q.create_job("good", "ok")
+    q.create_job("stuck", "bad")
+    assert q.drain() == 2
+    metrics = scope["metrics"]
+    assert callable(metrics)
+    text = metrics()
+    assert 'queuetopia_jobs_total{kind="job_succeeded",action="ok"} 1' in text
+    assert 'queuetopia_jobs_total{kind="job_failed",action="bad"} 1' in text
+    assert "queuetopia_blocked_queues 1" in text
+    q.close()

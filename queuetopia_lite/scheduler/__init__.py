@@ -63,6 +63,7 @@ class Scheduler:
         self._board = Board()
         self._committer: Committer | None = None
         self._thread: threading.Thread | None = None
+        self._dispatching: threading.Thread | None = None  # hooks and event callbacks
         self._halt = threading.Event()
         self._unsaved: list[Outcome] = []  # results a failed drain() could not save
 
@@ -137,15 +138,18 @@ class Scheduler:
             for target, name in ((lambda: keeper.run(halt), "lease-keeper"),
                                  (lambda: watch(self._backend, board, halt), "watcher"),
                                  (lambda: check_holders(self._backend, board, self._scope,
-                                                        self._clock, halt), "holders"),
-                                 (hooks.run, "dispatcher")):
+                                                        self._clock, halt), "holders")):
                 threading.Thread(target=target, name=f"queuetopia-{name}", daemon=True).start()
+            self._dispatching = threading.Thread(target=hooks.run, daemon=True,
+                                                 name="queuetopia-dispatcher")
+            self._dispatching.start()
             self._thread = threading.Thread(target=commit, name="queuetopia-committer",
                                             daemon=True)
             self._thread.start()
 
     def stop(self, timeout: float | None = None) -> None:
-        """Stop claiming, let claimed jobs end and save their results, then stop.
+        """Stop claiming, let claimed jobs end and save their results, deliver their
+        hooks and events, then stop.
 
         Returns when that is done, or after ``timeout`` seconds: the scheduler then
         finishes in the background and ends by itself. A job past its timeout is
@@ -160,7 +164,14 @@ class Scheduler:
             with self._board.lock:
                 self._board.stopping = True
                 self._board.changed.notify()
+            deadline = None if timeout is None else time.monotonic() + timeout
             thread.join(timeout)
+            dispatching = self._dispatching
+            if (not thread.is_alive() and dispatching is not None
+                    and dispatching is not threading.current_thread()):  # a callback's stop()
+                # The hooks and events of the saved outcomes are delivered before stop returns.
+                dispatching.join(None if deadline is None
+                                 else max(deadline - time.monotonic(), 0.0))
 
     def notify(self) -> None:
         """Wake the committer: something may be runnable."""
