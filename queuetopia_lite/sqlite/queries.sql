@@ -274,7 +274,8 @@ ON CONFLICT DO NOTHING;
 -- name: lock_tokens
 -- The tokens of this scope's locked queues that start with :prefix (this host's
 -- holders): the lease index reads locked queues only, however many queues there are.
-SELECT lock_token FROM qt_queues
+-- (INDEXED BY: the planner would otherwise walk the scope's every row by primary key.)
+SELECT lock_token FROM qt_queues INDEXED BY qt_queues_lease
 WHERE scope = :scope AND locked_until IS NOT NULL
   AND substr(lock_token, 1, length(:prefix)) = :prefix;
 
