@@ -95,4 +95,21 @@ def holder_alive(token: str | None) -> bool | None:
     parts = token[len(prefix):].split(".")
     if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit():
         return None
-    return process_start(int(parts[0])) == int(parts[1])
+    pid = int(parts[0])
+    start = process_start(pid)
+    if start is None and _hidden(pid):
+        return None  # /proc hides it (hidepid): it may be the holder, it may not
+    return start == int(parts[1])
+
+
+def _hidden(pid: int) -> bool:
+    """Whether a process exists that /proc does not show us (another user's, with hidepid)."""
+    if os.path.exists(f"{_PROC}/{pid}"):
+        return False  # shown: a zombie, or gone between two reads
+    try:
+        os.kill(pid, 0)  # signal 0: a check that the process exists, nothing is sent
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: it exists, another user's
+        return True
+    return True
