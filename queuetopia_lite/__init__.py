@@ -18,6 +18,7 @@ from .errors import (
     QueuetopiaError,
     UnknownActionError,
 )
+from .events import Event
 from .job import Job, JobState, QueueState, QueueStatus
 from .performer import Performer
 from .queuetopia import Queuetopia
@@ -41,6 +42,7 @@ __all__ = [
     "AsyncQueuetopia",
     "Backend",
     "DatabaseError",
+    "Event",
     "GiveUp",
     "InvalidJobError",
     "Job",

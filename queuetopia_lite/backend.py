@@ -205,6 +205,18 @@ class Backend(Protocol):
         """Extend the leases of these claims' queues to ``until``; return the claims lost."""
         ...
 
+    def lock_tokens(self, scope: str, prefix: str) -> list[str]:
+        """The tokens of this scope's locked queues that start with ``prefix`` (a cheap read)."""
+        ...
+
+    def expire_claims(self, scope: str, tokens: Sequence[str], now: float) -> int:
+        """End the leases of these claims at ``now`` (their holder is gone); return how many.
+
+        A compare-and-set on each token: a queue unlocked or relocked since is left
+        alone. The next step recovers them as it recovers any expired lease.
+        """
+        ...
+
     def next_due(self, scope: str) -> float | None:
         """The earliest instant a queue of this scope becomes runnable or a lease expires."""
         ...

@@ -97,6 +97,10 @@ class QueueStatus:
     locked_until: datetime | None  # when that worker's lease ends unless renewed
     blocked_since: datetime | None  # first failure of the head that blocks it
     next_run_at: datetime | None  # when the head may start (None while locked or idle)
+    # Whether the lock's holder process still exists, as far as the reader can tell:
+    # False for a process of the reader's host that is gone (its lease is recovered at
+    # once by any scheduler of that host); None when unlocked or not for this host to say.
+    holder_alive: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict, the head as a nested job object."""

@@ -15,7 +15,8 @@ from . import validation as check
 from .backend import Backend, NewJob
 from .enqueue import Enqueuer
 from .errors import InvalidJobError, JobNotFoundError
-from .job import Job, JobState, QueueStatus
+from .events import Callback, Event, Events
+from .job import Job, JobState, QueueStatus, to_datetime
 from .performer import BoundPerformer, PerformerArg
 from .periodic import Periodic, PeriodicTicker, define
 from .scheduler import Scheduler
@@ -105,6 +106,7 @@ class Queuetopia:
         self._scheduler: Scheduler | None = None
         self._scheduler_lock = threading.Lock()
         self._enqueuer = Enqueuer(self.backend, self.scope, self._clock)
+        self._events = Events()
         self._periodics: list[Periodic] = []
         self._ticker = PeriodicTicker(self.backend, self.scope, self._periodics, self._clock,
                                       lambda jobs: self.notify())
@@ -247,7 +249,7 @@ class Queuetopia:
                     self.backend, self._performer, scope=self.scope,
                     max_workers=self.max_workers, lease=self.lease,
                     poll_interval=self.poll_interval, cleanup_interval=self.cleanup_interval,
-                    job_retention=self.job_retention, clock=self._clock)
+                    job_retention=self.job_retention, clock=self._clock, events=self._events)
             return self._scheduler
 
     def start(self) -> None:
@@ -306,6 +308,23 @@ class Queuetopia:
             self._ticker.tick()
         return scheduler.drain()
 
+    def on(self, kind: str, callback: Callback) -> Callable[[], None]:
+        """Call ``callback(event)`` for each event of ``kind`` this process saves.
+
+        Kinds: job_started, job_succeeded, job_failed, job_gave_up, job_snoozed,
+        job_lost, queue_blocked, queue_unblocked (see queuetopia_lite.events.KINDS).
+        ``event.kind``, ``event.job`` (the job as saved), ``event.at`` (UTC datetime),
+        ``event.duration`` (seconds the attempt ran, or None). Delivered after the
+        save, on one thread of their own (the caller's during drain()); a callback
+        that raises is logged and changes nothing. Returns a function that
+        unsubscribes it (as ``off`` does).
+        """
+        return self._events.on(kind, callback)
+
+    def off(self, kind: str, callback: Callback) -> None:
+        """Stop calling ``callback`` for ``kind``."""
+        self._events.off(kind, callback)
+
     def notify(self) -> None:
         """Wake the scheduler (create_job does it itself)."""
         if self._scheduler is not None:
@@ -349,8 +368,13 @@ class Queuetopia:
 
     def cancel_job(self, job_id: int) -> Job:
         """Cancel an unfinished job; its queue moves on (a running job's result is discarded)."""
-        job = self.backend.cancel_job(self.scope, _job_id(job_id), self._clock())
+        now = self._clock()
+        job = self.backend.cancel_job(self.scope, _job_id(job_id), now)
         self.notify()
+        if job.error is not None and self._events.active:  # it was blocking its queue
+            at = to_datetime(now)
+            assert at is not None
+            self._events.deliver(Event("queue_unblocked", job, at))
         return job
 
     def prune(self, older_than: Duration | timedelta) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from .holders import holder_alive
 from .job import Job, JobState, QueueState, QueueStatus, to_datetime
 from .rows import job_from_row
 
@@ -40,4 +41,5 @@ def queue_status(name: str, head: Job | None, now: float, *, ready_at: float | N
         locked_by=locked_by if token else None, locked_until=to_datetime(locked_until),
         blocked_since=to_datetime(blocked_since) if state == QueueState.BLOCKED else None,
         next_run_at=to_datetime(ready_at),
+        holder_alive=holder_alive(token) if token else None,
     )

@@ -65,3 +65,26 @@ def test_asyncio_example_runs_async_and_sync_actions(
     assert fetched == [f"fetched https://example.com/{n}" for n in range(3)]
     assert "thumbnail of cat.png" in out
     assert "[{'job': 1}, {'job': 2}, {'job': 3}]" in out
+
+
+def test_events_example_counts_and_gauges(tmp_path: Path) -> None:
+    from queuetopia_lite import Job, Queuetopia
+
+    def perform(job: Job) -> None:
+        if job.action == "bad":
+            raise RuntimeError("boom")
+
+    q = Queuetopia(tmp_path / "jobs.db", perform)
+    scope: dict[str, object] = {"q": q}
+    exec(compile(python_block_after("## Events and dead workers"), "README events", "exec"),
+         scope)
+    q.create_job("good", "ok")
+    q.create_job("stuck", "bad")
+    assert q.drain() == 2
+    metrics = scope["metrics"]
+    assert callable(metrics)
+    text = metrics()
+    assert 'queuetopia_jobs_total{kind="job_succeeded",action="ok"} 1' in text
+    assert 'queuetopia_jobs_total{kind="job_failed",action="bad"} 1' in text
+    assert "queuetopia_blocked_queues 1" in text
+    q.close()

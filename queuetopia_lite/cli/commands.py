@@ -161,12 +161,16 @@ def cmd_job(args: argparse.Namespace) -> int:
     """Show one job. JSON: one job object (keys as in ``jobs``)."""
     with open_queue(args) as q:
         job = q.get_job(args.id)
+        status = None
+        if job is not None and job.state == JobState.RUNNING:
+            status = next(iter(q.queues(queue=job.queue)), None)
     if job is None:
         raise JobNotFoundError(args.id)
     if args.json:
         emit_json(job.to_dict())
     else:
-        print(render.job_detail(job, now_utc(), render.terminal_width()))
+        gone = status is not None and status.holder_alive is False
+        print(render.job_detail(job, now_utc(), render.terminal_width(), holder_gone=gone))
     return 0
 
 
@@ -175,7 +179,8 @@ def cmd_queues(args: argparse.Namespace) -> int:
 
     JSON: a list of queue status objects, by name, with the keys queue, state,
     pending, head (a job object or null), locked_by, locked_until,
-    blocked_since, next_run_at. It lists every queue (only blocked ones with
+    blocked_since, next_run_at, holder_alive (false: the lock's process of this
+    host is gone). It lists every queue (only blocked ones with
     --blocked) unless --limit is given.
     """
     with open_queue(args) as q:

@@ -42,7 +42,9 @@ def queue_detail(status: QueueStatus, now: datetime) -> str:
     """The state's own facts: who runs it, what blocks it, when it starts."""
     head = status.head
     if status.state == QueueState.RUNNING:
-        text = f"by {status.locked_by}, lease until {ago(status.locked_until, now)}"
+        # A gone holder's lease is recovered by the next look of a scheduler of this host.
+        gone = " (holder gone)" if status.holder_alive is False else ""
+        text = f"by {status.locked_by}{gone}, lease until {ago(status.locked_until, now)}"
         if head is not None and head.state != JobState.RUNNING:
             # The head was recorded as failed (timeout) but its thread still runs.
             text += f"; job {head.id} {head.state.value}, still running"

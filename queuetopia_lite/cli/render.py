@@ -104,8 +104,10 @@ def jobs_table(jobs: Sequence[Job], now: datetime, total: int = WIDTH) -> str:
 _LABEL = 17  # columns of a field's label in job_detail
 
 
-def job_detail(job: Job, now: datetime, total: int = WIDTH) -> str:
+def job_detail(job: Job, now: datetime, total: int = WIDTH, holder_gone: bool = False) -> str:
     """Every field of one job, times absolute and relative, the error history, the full error.
+
+    ``holder_gone``: the running job's process no longer exists (this host can tell).
 
     Values wrap within ``total`` columns; params (up to 64 KiB) are cut to one
     line (``--json`` shows them whole).
@@ -116,6 +118,7 @@ def job_detail(job: Job, now: datetime, total: int = WIDTH) -> str:
         return f"{value.isoformat(timespec='seconds')} ({ago(value, now)})"
 
     timeout = "none" if job.timeout is None else f"{job.timeout:g} s"
+    by = (job.attempted_by or "-") + (" (holder gone)" if holder_gone else "")
     fields = [
         ("id", str(job.id)), ("scope", job.scope), ("queue", job.queue),
         ("action", job.action), ("state", job.state.value),
@@ -123,7 +126,7 @@ def job_detail(job: Job, now: datetime, total: int = WIDTH) -> str:
         ("attempts", f"{job.attempts} of {job.max_attempts}"),
         ("timeout", timeout), ("max_backoff", f"{job.max_backoff:g} s"),
         ("created_at", instant(job.created_at)), ("scheduled_at", instant(job.scheduled_at)),
-        ("attempted_at", instant(job.attempted_at)), ("attempted_by", job.attempted_by or "-"),
+        ("attempted_at", instant(job.attempted_at)), ("attempted_by", by),
         ("next_attempt_at", instant(job.next_attempt_at)), ("done_at", instant(job.done_at)),
         ("unique_key", job.unique_key or "-"),
     ]

@@ -171,6 +171,8 @@ def _queue_row(status: QueueStatus, now: float) -> str:
     # A head with an error has failed before: blocked, or due to retry, or running again.
     failed = head is not None and head.error is not None
     by = status.locked_by or (head.attempted_by if head is not None and failed else None)
+    if status.holder_alive is False:
+        by = f"{by} (holder gone)"
     head_cell = (f'<a href="{job_url(head.id)}">#{head.id}</a> {e(head.action)}'
                  if head is not None else '<span class="none">-</span>')
     error = head.error if head is not None else None
@@ -198,7 +200,8 @@ def queue_page(ctx: Context, status: QueueStatus, pending: list[Job], history: l
         upcoming.insert(0, status.head)  # the running head is not pending
     summary = _definitions([
         ("state", badge(status.state)), ("pending", f"{status.pending:,}"),
-        ("locked by", e(status.locked_by or "-")),
+        ("locked by", e((status.locked_by or "-")
+                        + (" (holder gone)" if status.holder_alive is False else ""))),
         ("lease until", when(status.locked_until, ctx.now)),
         ("blocked since", when(status.blocked_since, ctx.now)),
         ("next run", when(status.next_run_at, ctx.now)),

@@ -341,6 +341,26 @@ class PostgresBackend:
             lambda cur: run(cur, self._q["renew_leases"], args))}
         return [c for c in claims if c.token not in kept]
 
+    def lock_tokens(self, scope: str, prefix: str) -> list[str]:
+        """The tokens of this scope's locked queues that start with ``prefix``."""
+        args = {"scope": scope, "prefix": prefix}
+        return [str(row[0]) for row in self._db.read(
+            lambda cur: run(cur, self._q["lock_tokens"], args))]
+
+    def expire_claims(self, scope: str, tokens: Sequence[str], now: float) -> int:
+        """End these claims' leases at ``now`` (fenced by token); return how many ended."""
+        if not tokens:
+            return 0
+        args = {"scope": scope, "tokens": list(tokens), "now": now + self._offset()}
+
+        def body(cur: Cursor) -> int:
+            ended = len(run(cur, self._q["expire_claims"], args))
+            if ended:
+                self._notify(cur, scope)  # the other schedulers may recover them now
+            return ended
+        ended: int = self._db.write(body)
+        return ended
+
     def next_due(self, scope: str) -> float | None:
         """The earliest instant (host clock) a queue becomes runnable or a lease ends."""
         due = self._db.read(lambda cur: run(cur, self._q["next_due"], {"scope": scope}))[0][0]

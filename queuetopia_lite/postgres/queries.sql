@@ -265,3 +265,25 @@ RETURNING last_tick;
 -- name: add_periodic
 INSERT INTO {schema}.qt_periodic (scope, name, last_tick) VALUES (%(scope)s, %(name)s, %(tick)s)
 ON CONFLICT DO NOTHING;
+
+-- Dead holders on this host (SPEC 13.2).
+
+-- name: lock_tokens
+-- The tokens of this scope's locked queues that start with %(prefix)s (this host's
+-- holders): the lease index reads locked queues only, however many queues there are.
+SELECT lock_token FROM {schema}.qt_queues
+WHERE scope = %(scope)s AND locked_until IS NOT NULL
+  AND left(lock_token, length(%(prefix)s)) = %(prefix)s;
+
+-- name: expire_claims
+-- Leases whose holder is gone end now: the next step recovers them (a worker lost)
+-- as if they had run out. Fenced by the token: a queue relocked since is left alone.
+-- The rows are locked in name order, as qt_step locks them.
+UPDATE {schema}.qt_queues q
+SET locked_until = %(now)s
+FROM (SELECT k.queue FROM {schema}.qt_queues k
+      WHERE k.scope = %(scope)s AND k.lock_token = ANY(%(tokens)s::text[])
+        AND k.locked_until > %(now)s
+      ORDER BY k.queue FOR UPDATE OF k) AS l
+WHERE q.scope = %(scope)s AND q.queue = l.queue
+RETURNING q.queue;

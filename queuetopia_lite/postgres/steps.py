@@ -12,7 +12,6 @@ transactions never wait for each other in a cycle.
 
 from __future__ import annotations
 
-import secrets
 from typing import Any, Collection, Generator, NamedTuple, Sequence
 
 from ..backend import (
@@ -28,6 +27,7 @@ from ..backend import (
     default_backoff,
 )
 from ..errors import DatabaseError
+from ..holders import new_token
 from ..job import Job, JobState
 from ..rows import job_from_row
 from .connection import Cursor
@@ -177,7 +177,7 @@ def step_args(scope: str, now: float, offset: float, channel: str, outcomes: Seq
         "o_keep": [isinstance(o, Failure) and o.keep_lock for o in outcomes],
         "v_queue": None, "v_token": None, "v_id": None, "v_next": None, "v_error": None,
         "released": 0, "alive": list(alive), "claim": claim, "owner": owner, "until": until,
-        "tokens": [secrets.token_hex(8) for _ in range(claim)]}
+        "tokens": [new_token() for _ in range(claim)]}  # naming their holder
 
 
 class Expired(NamedTuple):

@@ -7,7 +7,9 @@ It is a few parts with one job each, sharing a board of this process's claims:
   next due time;
 - the runner (runner.py): worker threads that perform sync jobs, and one event
   loop thread (aioloop.py) that awaits async ones, posting their outcomes;
-- the lease keeper, the commit watcher and the hook caller (helpers.py).
+- the lease keeper, the commit watcher, the holder check (a lock of a gone
+  process of this host is recovered at once) and the dispatcher of failed-job
+  hooks and event callbacks (helpers.py; events built in emit.py).
 
 ``drain()`` (drain.py) runs due jobs in the caller's thread instead.
 """
@@ -21,12 +23,13 @@ from typing import Callable
 
 from ..backend import Backend, Outcome
 from ..errors import DatabaseError
+from ..events import Events
 from ..performer import BoundPerformer
 from ..running import owner_name
 from .board import Board
 from .committer import Committer
 from .drain import Drainer
-from .helpers import EXPECT_TIME, HookCaller, LeaseKeeper, watch
+from .helpers import EXPECT_TIME, Dispatcher, LeaseKeeper, check_holders, watch
 from .runner import Runner
 
 # Heads claimed beyond the free workers. None: a claimed job shows as running, and
@@ -40,8 +43,9 @@ class Scheduler:
     def __init__(self, backend: Backend, performer: BoundPerformer, *, scope: str,
                  max_workers: int, lease: float, poll_interval: float,
                  cleanup_interval: float | None, job_retention: float,
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float], events: Events | None = None) -> None:
         self._backend = backend
+        self._events = Events() if events is None else events
         self._performer = performer
         self._scope = scope
         self._max_workers = max_workers
@@ -60,7 +64,8 @@ class Scheduler:
         self._board = Board()
         self._committer: Committer | None = None
         self._thread: threading.Thread | None = None
-        self._helpers: list[threading.Thread] = []  # the hook caller, the lease keeper
+        self._keeping: threading.Thread | None = None  # the lease keeper
+        self._dispatching: threading.Thread | None = None  # hooks and event callbacks
         self._halt = threading.Event()
         self._unsaved: list[Outcome] = []  # results a failed drain() could not save
 
@@ -108,9 +113,10 @@ class Scheduler:
             self._halt = threading.Event()
             board, halt = self._board, self._halt
             runner = Runner(board, self._performer, self._clock, self._max_workers)
-            hooks = HookCaller(self._performer)
+            hooks = Dispatcher(self._performer, self._events)
             committer = Committer(
-                self._backend, board, runner, self._performer, hooks, scope=self._scope,
+                self._backend, board, runner, self._performer, hooks, self._events,
+                scope=self._scope,
                 capacity=self._max_workers + PREFETCH,
                 lease=self._lease, poll_interval=self._poll_interval,
                 cleanup_interval=self._cleanup_interval, job_retention=self._job_retention,
@@ -120,6 +126,9 @@ class Scheduler:
 
             watcher = threading.Thread(target=lambda: watch(self._backend, board, halt),
                                        name="queuetopia-watcher", daemon=True)
+            holders = threading.Thread(
+                target=lambda: check_holders(self._backend, board, self._scope, self._clock,
+                                             halt), name="queuetopia-holders", daemon=True)
 
             def commit() -> None:
                 try:
@@ -130,26 +139,28 @@ class Scheduler:
                     halt.set()  # the watcher ends; the keeper too, once no runaway runs
                     runner.stop()
                     hooks.close()
-                    # Its read may be under way: once stop() returns, close() may follow.
+                    # Their reads may be under way: once stop() returns, close() may follow.
                     watcher.join()
+                    holders.join()
 
             committer.pending, self._unsaved[:] = list(self._unsaved), []
             self._committer = committer
             runner.start()
             watcher.start()
-            self._helpers = []  # the hook caller, then the lease keeper
-            for target, name in ((hooks.run, "hooks"),
-                                 (lambda: keeper.run(halt), "lease-keeper")):
-                helper = threading.Thread(target=target, name=f"queuetopia-{name}",
-                                          daemon=True)
-                helper.start()
-                self._helpers.append(helper)
+            holders.start()
+            self._keeping = threading.Thread(target=lambda: keeper.run(halt), daemon=True,
+                                             name="queuetopia-lease-keeper")
+            self._keeping.start()
+            self._dispatching = threading.Thread(target=hooks.run, daemon=True,
+                                                 name="queuetopia-dispatcher")
+            self._dispatching.start()
             self._thread = threading.Thread(target=commit, name="queuetopia-committer",
                                             daemon=True)
             self._thread.start()
 
     def stop(self, timeout: float | None = None) -> None:
-        """Stop claiming, let claimed jobs end and save their results, then stop.
+        """Stop claiming, let claimed jobs end and save their results, deliver their
+        hooks and events, then stop.
 
         Returns when that is done, or after ``timeout`` seconds: the scheduler then
         finishes in the background and ends by itself. A job past its timeout is
@@ -168,12 +179,17 @@ class Scheduler:
             thread.join(timeout)
             if thread.is_alive():
                 return  # it ends by itself once settled
-            # Its helpers end at once (the backend may be closed right after we return),
-            # but for a lease keeper that renews runaways' leases while they run.
-            # (The commit watcher ended with the committer; workers never touch it.)
-            runaways = bool(self._board.claims(runaways_only=True))
-            for helper in self._helpers[:1 if runaways else 2]:
-                helper.join(None if deadline is None else max(deadline - time.monotonic(), 0))
+            # The hooks and events of the saved outcomes are delivered before stop returns
+            # (unless a callback calls stop()), and the lease keeper ends, but for one that
+            # renews runaways' leases while they run. (The watcher and the holder check
+            # ended with the committer; workers never touch the database.)
+            waits = [self._dispatching]
+            if not self._board.claims(runaways_only=True):
+                waits.append(self._keeping)
+            for helper in waits:
+                if helper is not None and helper is not threading.current_thread():
+                    helper.join(None if deadline is None
+                                else max(deadline - time.monotonic(), 0.0))
 
     def notify(self) -> None:
         """Wake the committer: something may be runnable."""
@@ -192,8 +208,8 @@ class Scheduler:
         then stops the drain by raising.
         """
         self._check_fork()
-        return Drainer(self._backend, self._performer, self._unsaved, scope=self._scope,
-                       lease=self._lease, clock=self._clock).drain()
+        return Drainer(self._backend, self._performer, self._unsaved, self._events,
+                       scope=self._scope, lease=self._lease, clock=self._clock).drain()
 
 
 __all__ = ["Scheduler", "owner_name"]

@@ -23,10 +23,12 @@ from typing import Callable
 
 from ..backend import Backend, BackoffFunction, Failure, Outcome, Release, StepResult
 from ..errors import DatabaseError
+from ..events import Events
 from ..performer import BoundPerformer
 from ..running import owner_name
 from .board import Board, Event, Task, TaskState
-from .helpers import HookCaller
+from .emit import claim_events, step_events
+from .helpers import Dispatcher
 from .runner import Runner
 
 log = logging.getLogger("queuetopia_lite")
@@ -40,14 +42,17 @@ class Committer:
     """Saves outcomes and claims heads for one scope; the loop of the scheduler thread."""
 
     def __init__(self, backend: Backend, board: Board, runner: Runner,
-                 performer: BoundPerformer, hooks: HookCaller, *, scope: str, capacity: int,
+                 performer: BoundPerformer, dispatcher: Dispatcher, events: Events, *,
+                 scope: str, capacity: int,
                  lease: float, poll_interval: float, cleanup_interval: float | None,
                  job_retention: float, clock: Callable[[], float]) -> None:
         self._backend = backend
         self._board = board
         self._runner = runner
         self._performer = performer
-        self._hooks = hooks
+        self._dispatcher = dispatcher  # hooks and event callbacks, on their own thread
+        self._events = events
+        self._step_now = 0.0  # the clock reading the last step saved with
         self._scope = scope
         self._capacity = capacity  # jobs running or waiting for a worker, at most
         self._lease = lease
@@ -199,6 +204,7 @@ class Committer:
                        and task.deadline <= mono]
             for task in expired:
                 task.state = TaskState.TIMED_OUT
+                task.finished = mono  # the attempt's duration ends at its timeout
         for task in expired:
             job = task.claim.job
             log.warning("queuetopia_lite: job %s in queue %r passed its %s s timeout",
@@ -238,7 +244,8 @@ class Committer:
         return len(result.claimed)
 
     def _call(self, outcomes: list[Outcome], claim: int) -> StepResult:
-        return self._backend.step(self._scope, self._clock(), outcomes=outcomes, claim=claim,
+        self._step_now = now = self._clock()
+        return self._backend.step(self._scope, now, outcomes=outcomes, claim=claim,
                                   owner=owner_name(), lease=self._lease,
                                   backoff=self._recovery_backoff, alive=self._board.alive())
 
@@ -288,10 +295,14 @@ class Committer:
     def _apply(self, outcomes: list[Outcome], result: StepResult) -> None:
         """Take settled outcomes off the board and hand the new claims to workers."""
         board = self._board
+        emit = self._events.active  # no callback: no event is built
+        durations: dict[str, float] = {}
         with board.lock:
             for outcome in outcomes:
                 token = outcome.claim.token
                 task = board.tasks.get(token)
+                if emit and task is not None and task.finished is not None:
+                    durations[token] = task.finished - task.started
                 if isinstance(outcome, Failure) and outcome.keep_lock:
                     if task is not None:  # the runaway's release may go once it has ended
                         task.timeout_settled = True
@@ -307,5 +318,8 @@ class Committer:
             log.warning("queuetopia_lite: the result of job %s was discarded: its claim was "
                         "lost (lease expired, job cancelled or taken over)",
                         rejected.claim.job.id)
+        if emit:
+            self._dispatcher.emit(step_events(outcomes, result, self._step_now, durations)
+                                  + claim_events(result.claimed, self._step_now))
         for job in result.failed:
-            self._hooks.put(job)
+            self._dispatcher.put(job)

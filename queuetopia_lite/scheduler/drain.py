@@ -15,10 +15,12 @@ from typing import Any, Awaitable, Callable
 
 from ..backend import Backend, Failure, Outcome, StepResult
 from ..errors import DatabaseError
+from ..events import Events
 from ..performer import BoundPerformer
 from ..running import owner_name, perform
 from .board import Board, Task, TaskState
-from .helpers import LeaseKeeper, call_failed_hook
+from .emit import claim_events, step_events
+from .helpers import LeaseKeeper, call_failed_hook, recover_dead_holders
 
 log = logging.getLogger("queuetopia_lite")
 
@@ -53,9 +55,13 @@ class Drainer:
             this one cannot save is left there.
     """
 
-    def __init__(self, backend: Backend, performer: BoundPerformer, unsaved: list[Outcome], *,
-                 scope: str, lease: float, clock: Callable[[], float]) -> None:
+    def __init__(self, backend: Backend, performer: BoundPerformer, unsaved: list[Outcome],
+                 events: Events, *, scope: str, lease: float,
+                 clock: Callable[[], float]) -> None:
         self._backend = backend
+        self._events = events  # delivered in the caller's thread, after each save
+        self._durations: dict[str, float] = {}  # seconds each unsaved attempt ran, by token
+        self._now = 0.0  # the clock reading of the last step
         self._performer = performer
         self._unsaved = unsaved
         self._scope = scope
@@ -75,7 +81,12 @@ class Drainer:
         try:
             while True:
                 result = self._save(outcomes, 1)
+                outcomes = []
                 if not result.claimed:
+                    # A gone process of this host may hold a queue: recover it now (its
+                    # lost attempt is recorded by the next step), then look again.
+                    if recover_dead_holders(self._backend, self._scope, self._clock):
+                        continue
                     return ran
                 (claim,) = result.claimed
                 task = Task(claim)
@@ -83,7 +94,9 @@ class Drainer:
                 with self._board.lock:
                     self._board.tasks[claim.token] = task
                 interrupts: list[BaseException] = []
+                began = time.monotonic()
                 outcomes = [perform(self._performer, claim, self._clock, interrupts, loop.run)]
+                self._durations[claim.token] = time.monotonic() - began
                 ran += 1
                 if interrupts:
                     self._save(outcomes, 0)
@@ -111,14 +124,21 @@ class Drainer:
         with self._board.lock:
             for outcome in outcomes:
                 self._board.tasks.pop(outcome.claim.token, None)
+        if self._events.active:
+            for event in (step_events(outcomes, result, self._now, self._durations)
+                          + claim_events(result.claimed, self._now)):
+                self._events.deliver(event)
+        for outcome in outcomes:
+            self._durations.pop(outcome.claim.token, None)
         for job in result.failed:
             call_failed_hook(self._performer, job)
         return result
 
     def _step(self, outcomes: list[Outcome], claim: int) -> StepResult:
         backoff = self._performer.safe_backoff if self._performer.has_backoff else None
+        self._now = now = self._clock()
         try:
-            return self._backend.step(self._scope, self._clock(), outcomes=outcomes,
+            return self._backend.step(self._scope, now, outcomes=outcomes,
                                       claim=claim, owner=owner_name(), lease=self._lease,
                                       backoff=backoff, alive=self._board.alive())
         except DatabaseError:
@@ -127,6 +147,6 @@ class Drainer:
             text = f"queuetopia_lite could not store this attempt's error ({type(exc).__name__})"
             plain = [dataclasses.replace(o, error=text) if isinstance(o, Failure) else o
                      for o in outcomes]  # give_up kept: only the text changes
-            return self._backend.step(self._scope, self._clock(), outcomes=plain,
+            return self._backend.step(self._scope, now, outcomes=plain,
                                       claim=claim, owner=owner_name(), lease=self._lease,
                                       backoff=backoff, alive=self._board.alive())

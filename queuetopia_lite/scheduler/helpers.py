@@ -1,4 +1,5 @@
-"""The scheduler's small background parts: lease keeper, commit watcher, hook caller."""
+"""The scheduler's small background parts: lease keeper, commit watcher, holder check,
+dispatcher."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from typing import Callable
 
 from ..backend import Backend, Claim
 from ..errors import DatabaseError
+from ..events import Event, Events
+from ..holders import holder_alive, host_prefix
 from ..job import Job
 from ..performer import BoundPerformer
 from .board import Board
@@ -21,6 +24,8 @@ WATCH_INTERVAL = 0.005  # seconds between looks for other processes' commits
 # more often for a while (a look is one PRAGMA data_version, a few microseconds).
 EXPECT_INTERVAL = 0.0002  # seconds between looks while a commit is expected
 EXPECT_TIME = 2.0  # seconds the closer watch lasts after such a write
+# A killed process renews nothing and commits nothing: only a look finds its locks.
+HOLDER_CHECK_INTERVAL = 1.0  # seconds between looks for locks of gone processes of this host
 
 
 class LeaseKeeper:
@@ -76,25 +81,67 @@ def watch(backend: Backend, board: Board, halt: threading.Event) -> None:
             last = counter
 
 
-class HookCaller:
-    """Calls ``handle_failed_job`` off the committer's path, one job at a time."""
+def recover_dead_holders(backend: Backend, scope: str, clock: Callable[[], float]) -> int:
+    """End now the leases that gone processes of this host hold; return how many ended.
 
-    def __init__(self, performer: BoundPerformer) -> None:
+    One cheap read (the lease index: locked queues only, this host's tokens) and a
+    look in /proc per lock. The next step records each job's attempt as lost.
+    """
+    prefix = host_prefix()
+    if not prefix:
+        return 0  # no /proc: nothing can be told, every lease runs out
+    dead = [token for token in backend.lock_tokens(scope, prefix)
+            if holder_alive(token) is False]
+    if not dead:
+        return 0
+    ended = backend.expire_claims(scope, dead, clock())
+    if ended:
+        log.warning("queuetopia_lite: %d queue lock(s) of scope %r held by a process of this "
+                    "host that no longer exists: recovered now", ended, scope)
+    return ended
+
+
+def check_holders(backend: Backend, board: Board, scope: str, clock: Callable[[], float],
+                  halt: threading.Event) -> None:
+    """Recover gone holders' leases at once, and wake the committer (thread target)."""
+    while True:
+        try:
+            if recover_dead_holders(backend, scope, clock):
+                board.poke()  # its next step records the lost attempts
+        except Exception as exc:  # a bad moment: the next look tries again
+            log.error("queuetopia_lite: cannot look for locks of gone processes: %s", exc)
+        if halt.wait(HOLDER_CHECK_INTERVAL):
+            return
+
+
+class Dispatcher:
+    """Calls ``handle_failed_job`` and event callbacks off the committer's path, in order."""
+
+    def __init__(self, performer: BoundPerformer, events: Events) -> None:
         self._performer = performer
-        self._jobs: queues.SimpleQueue[Job | None] = queues.SimpleQueue()
+        self._events = events
+        self._items: queues.SimpleQueue[Job | Event | None] = queues.SimpleQueue()
 
     def put(self, job: Job) -> None:
         """Queue a failed job for its hook."""
-        self._jobs.put(job)
+        self._items.put(job)
+
+    def emit(self, events: list[Event]) -> None:
+        """Queue events for their callbacks."""
+        for event in events:
+            self._items.put(event)
 
     def close(self) -> None:
-        """End the thread once the queued hooks have run."""
-        self._jobs.put(None)
+        """End the thread once the queued hooks and events are delivered."""
+        self._items.put(None)
 
     def run(self) -> None:
-        """Call hooks until closed (thread target)."""
-        while (job := self._jobs.get()) is not None:
-            call_failed_hook(self._performer, job)
+        """Deliver until closed (thread target)."""
+        while (item := self._items.get()) is not None:
+            if isinstance(item, Job):
+                call_failed_hook(self._performer, item)
+            else:
+                self._events.deliver(item)
 
 
 def call_failed_hook(performer: BoundPerformer, job: Job) -> None:

@@ -106,6 +106,7 @@ class Runner:
     def _running(self, task: Task) -> None:
         """Mark a task running and start its timeout (board lock held)."""
         task.state = TaskState.RUNNING
+        task.started = time.monotonic()
         timeout = task.claim.job.timeout
         if timeout is not None:
             task.deadline = time.monotonic() + timeout
@@ -120,6 +121,7 @@ class Runner:
                 self._board.post(task, None)
                 return False
             task.state = TaskState.FINISHED
+            task.finished = time.monotonic()
             self._board.post(task, outcome)
             return True
 

@@ -227,6 +227,22 @@ class SQLiteBackend:
             return lost
         return self._conns.write(body) if claims else []
 
+    def lock_tokens(self, scope: str, prefix: str) -> list[str]:
+        """The tokens of this scope's locked queues that start with ``prefix``."""
+        args = {"scope": scope, "prefix": prefix}
+        return self._conns.read(
+            lambda conn: [str(row[0]) for row in run(conn, "lock_tokens", args)])
+
+    def expire_claims(self, scope: str, tokens: Sequence[str], now: float) -> int:
+        """End these claims' leases at ``now`` (fenced by token); return how many ended."""
+        def body(conn: Conn) -> int:
+            ended = 0
+            for token in tokens:
+                run(conn, "expire_claim", {"scope": scope, "token": token, "now": now})
+                ended += drivers.changes(conn)
+            return ended
+        return self._conns.write(body) if tokens else 0
+
     def next_due(self, scope: str) -> float | None:
         """The earliest instant a queue becomes runnable or a lease ends."""
         def body(conn: Conn) -> float | None:

@@ -268,3 +268,19 @@ WHERE scope = :scope AND name = :name AND last_tick < :tick;
 -- name: add_periodic
 INSERT INTO qt_periodic (scope, name, last_tick) VALUES (:scope, :name, :tick)
 ON CONFLICT DO NOTHING;
+
+-- Dead holders on this host (SPEC 13.2).
+
+-- name: lock_tokens
+-- The tokens of this scope's locked queues that start with :prefix (this host's
+-- holders): the lease index reads locked queues only, however many queues there are.
+-- (INDEXED BY: the planner would otherwise walk the scope's every row by primary key.)
+SELECT lock_token FROM qt_queues INDEXED BY qt_queues_lease
+WHERE scope = :scope AND locked_until IS NOT NULL
+  AND substr(lock_token, 1, length(:prefix)) = :prefix;
+
+-- name: expire_claim
+-- A lease whose holder is gone ends now: the next step recovers it (a worker lost)
+-- as if it had run out. Fenced by the token: a queue relocked since is left alone.
+UPDATE qt_queues SET locked_until = :now
+WHERE scope = :scope AND lock_token = :token AND locked_until > :now;

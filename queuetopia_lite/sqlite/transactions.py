@@ -7,7 +7,6 @@ They keep qt_queues in step with qt_jobs: every change to a queue's jobs updates
 from __future__ import annotations
 
 import json
-import secrets
 from typing import Any, Collection, NamedTuple, Sequence
 
 from .. import sql
@@ -23,6 +22,7 @@ from ..backend import (
     default_backoff,
 )
 from ..errors import JobNotFoundError
+from ..holders import new_token
 from ..job import Job, JobState, to_datetime
 from ..rows import JOB_COLUMNS, job_from_row, job_state
 from .drivers import Conn, changes, last_insert_rowid
@@ -215,7 +215,7 @@ def claim_heads(conn: Conn, scope: str, now: float, limit: int, owner: str,
     """Lock up to ``limit`` runnable queues, oldest-waiting first, and claim their heads."""
     ready = run(conn, "ready_queues", {"scope": scope, "now": now, "limit": limit})
     for queue, head_id in ready:
-        token = secrets.token_hex(8)
+        token = new_token()  # names this process: a dead holder is told at once
         args = {"scope": scope, "queue": queue, "id": head_id, "token": token,
                 "owner": owner, "now": now, "until": until}
         row = run(conn, "claim_job", args, one=True)

@@ -17,7 +17,7 @@ JOB_KEYS = {"id", "scope", "queue", "action", "params", "scheduled_at", "timeout
             "max_attempts", "attempts", "attempted_at", "attempted_by", "next_attempt_at",
             "done_at", "error", "state", "created_at", "errors", "unique_key"}
 QUEUE_KEYS = {"queue", "state", "pending", "head", "locked_by", "locked_until", "blocked_since",
-              "next_run_at"}
+              "next_run_at", "holder_alive"}
 PERFORMER = "cli_performer:performer"
 
 

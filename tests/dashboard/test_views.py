@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
+import time
 from datetime import datetime, timezone
+from pathlib import Path
 
+from queuetopia_lite import Queuetopia
 from queuetopia_lite.backend import Activity
 from queuetopia_lite.dashboard.chart import activity_svg
-from queuetopia_lite.dashboard.views import first_line, when
+from queuetopia_lite.dashboard.views import _queue_row, first_line, when
 
 NOW = 1_800_000_000.0
 
@@ -45,3 +49,15 @@ def test_when_is_relative_with_the_exact_time_on_hover() -> None:
     assert ">in 3 h</time>" in when(datetime.fromtimestamp(NOW + 3 * 3600, timezone.utc), NOW)
     assert ">now</time>" in when(datetime.fromtimestamp(NOW, timezone.utc), NOW)
     assert "-" in when(None, NOW)
+
+
+def test_a_lock_whose_process_is_gone_says_holder_gone(tmp_path: Path) -> None:
+    q = Queuetopia(tmp_path / "jobs.db")
+    q.create_job("payments", "charge")
+    q.backend.step(q.scope, time.time(), claim=1, owner="vm:10726")
+    (status,) = q.queues()
+    assert status.holder_alive is True  # this very process holds it
+    row = _queue_row(dataclasses.replace(status, holder_alive=False), time.time())
+    assert "vm:10726 (holder gone)" in row
+    assert "(holder gone)" not in _queue_row(status, time.time())
+    q.close()

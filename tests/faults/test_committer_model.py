@@ -72,11 +72,12 @@ from queuetopia_lite.backend import (
     Success,
 )
 from queuetopia_lite.errors import DatabaseError, JobStateError
+from queuetopia_lite.events import Events
 from queuetopia_lite.performer import BoundPerformer
 from queuetopia_lite.running import perform
 from queuetopia_lite.scheduler.board import Board, Task, TaskState
 from queuetopia_lite.scheduler.committer import Committer
-from queuetopia_lite.scheduler.helpers import HookCaller, LeaseKeeper
+from queuetopia_lite.scheduler.helpers import Dispatcher, LeaseKeeper
 from queuetopia_lite.scheduler.runner import Runner
 from queuetopia_lite.sqlite import SQLiteBackend
 
@@ -215,8 +216,10 @@ class CommitterModel(RuleBasedStateMachine):
         board = Board()
         backend = Faulty(self.inners[slot], self)
         runner = FakeRunner(board, self.performer, self.clock)
+        events = Events()
         committer = Committer(cast(Backend, backend), board, runner, self.performer,
-                              HookCaller(self.performer), scope=SCOPE, capacity=WORKERS,
+                              Dispatcher(self.performer, events), events, scope=SCOPE,
+                              capacity=WORKERS,
                               lease=LEASE, poll_interval=1.0, cleanup_interval=None,
                               job_retention=3600.0, clock=self.clock)
         return Proc(backend, board, runner, committer)
