@@ -28,6 +28,8 @@ HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
 CASE_TIMEOUT = 900.0  # seconds
 DURABILITIES = ("full", "normal")
+KEEP_MARK = ("<!-- Sections below are written by their own scripts; "
+             "benchmarks/run.py keeps them. -->")
 PROCESSING = [(1, 1), (1, 4), (50, 1), (50, 4), (1000, 1), (1000, 4)]  # (queues, workers)
 LITEQUEUE_MAX = 5000  # litequeue's dequeue sorts the whole table: O(n) per job
 
@@ -118,7 +120,13 @@ def main() -> None:
     out = HERE / "out" if opts.only else HERE
     out.mkdir(exist_ok=True)
     (out / "results.json").write_text(json.dumps(doc, indent=1) + "\n")
-    (out / "RESULTS.md").write_text(report.markdown(doc))
+    # Sections other scripts wrote (dashboard, Postgres, asyncio) follow a marker: kept.
+    kept = ""
+    if (out / "RESULTS.md").exists():
+        previous = (out / "RESULTS.md").read_text()
+        if KEEP_MARK in previous:
+            kept = "\n" + previous[previous.index(KEEP_MARK):]
+    (out / "RESULTS.md").write_text(report.markdown(doc) + kept)
     (out / "SUMMARY.md").write_text(report.summary(doc))
     print(report.targets_table(doc["targets"]))
 
