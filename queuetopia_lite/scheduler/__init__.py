@@ -29,7 +29,7 @@ from ..running import owner_name
 from .board import Board
 from .committer import Committer
 from .drain import Drainer
-from .helpers import EXPECT_TIME, Dispatcher, LeaseKeeper, check_holders, watch
+from .helpers import EXPECT_TIME, Dispatcher, LeaseKeeper, check_holders, clean, watch
 from .runner import Runner
 
 # Heads claimed beyond the free workers. None: a claimed job shows as running, and
@@ -118,14 +118,16 @@ class Scheduler:
                 self._backend, board, runner, self._performer, hooks, self._events,
                 scope=self._scope,
                 capacity=self._max_workers + PREFETCH,
-                lease=self._lease, poll_interval=self._poll_interval,
-                cleanup_interval=self._cleanup_interval, job_retention=self._job_retention,
-                clock=self._clock)
+                lease=self._lease, poll_interval=self._poll_interval, clock=self._clock)
             keeper = LeaseKeeper(self._backend, board, self._scope, self._lease, self._clock)
             owner_name()  # computed once here, not in the first step
 
             watcher = threading.Thread(target=lambda: watch(self._backend, board, halt),
                                        name="queuetopia-watcher", daemon=True)
+            cleaner = None if self._cleanup_interval is None else threading.Thread(
+                target=lambda: clean(self._backend, self._scope, self._cleanup_interval or 0.0,
+                                     self._job_retention, self._clock, halt),
+                name="queuetopia-cleaner", daemon=True)
             holders = threading.Thread(
                 target=lambda: check_holders(self._backend, board, self._scope, self._clock,
                                              halt), name="queuetopia-holders", daemon=True)
@@ -142,12 +144,16 @@ class Scheduler:
                     # Their reads may be under way: once stop() returns, close() may follow.
                     watcher.join()
                     holders.join()
+                    if cleaner is not None:  # a prune under way ends first
+                        cleaner.join()
 
             committer.pending, self._unsaved[:] = list(self._unsaved), []
             self._committer = committer
             runner.start()
             watcher.start()
             holders.start()
+            if cleaner is not None:
+                cleaner.start()
             self._keeping = threading.Thread(target=lambda: keeper.run(halt), daemon=True,
                                              name="queuetopia-lease-keeper")
             self._keeping.start()

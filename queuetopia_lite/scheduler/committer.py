@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import random
 import time
 from typing import Callable
 
@@ -44,8 +43,7 @@ class Committer:
     def __init__(self, backend: Backend, board: Board, runner: Runner,
                  performer: BoundPerformer, dispatcher: Dispatcher, events: Events, *,
                  scope: str, capacity: int,
-                 lease: float, poll_interval: float, cleanup_interval: float | None,
-                 job_retention: float, clock: Callable[[], float]) -> None:
+                 lease: float, poll_interval: float, clock: Callable[[], float]) -> None:
         self._backend = backend
         self._board = board
         self._runner = runner
@@ -57,8 +55,6 @@ class Committer:
         self._capacity = capacity  # jobs running or waiting for a worker, at most
         self._lease = lease
         self._poll_interval = poll_interval
-        self._cleanup_interval = cleanup_interval
-        self._job_retention = job_retention
         self._clock = clock
         self._recovery_backoff: BackoffFunction | None = (
             performer.safe_backoff if performer.has_backoff else None)
@@ -74,9 +70,6 @@ class Committer:
         error_pause = 0.0
         sleep = 0.0
         fruitless = False  # the last step found work to claim, yet claimed nothing
-        next_cleanup = None
-        if self._cleanup_interval is not None:
-            next_cleanup = time.monotonic() + random.uniform(0, min(self._cleanup_interval, 1.0))
         while True:
             # After an error, only stop() cuts the pause short; after a fruitless step,
             # pokes do not either (on Postgres our own commit pokes us: a loop).
@@ -85,12 +78,8 @@ class Committer:
             fruitless = False
             try:
                 fruitless = self.turn(events, stopping)
-                if next_cleanup is not None and time.monotonic() >= next_cleanup:
-                    assert self._cleanup_interval is not None
-                    self._backend.prune(self._scope, self._clock() - self._job_retention)
-                    next_cleanup = time.monotonic() + self._cleanup_interval
                 error_pause = 0.0
-                sleep = self._sleep_time(next_cleanup, 0 if stopping else self._free())
+                sleep = self._sleep_time(0 if stopping else self._free())
                 if fruitless:  # e.g. our own claim whose lease looks expired (a clock jump)
                     sleep = max(sleep, IDLE_PAUSE)
             except Exception as exc:  # the committer must never die silently
@@ -174,15 +163,13 @@ class Committer:
                        if task.state in (TaskState.QUEUED, TaskState.RUNNING))
         return max(self._capacity - busy, 0)
 
-    def _sleep_time(self, next_cleanup: float | None, free: int) -> float:
-        """Seconds until something may be due: a head, a lease end, the cleaner, the poll."""
+    def _sleep_time(self, free: int) -> float:
+        """Seconds until something may be due: a head, a lease end, the poll."""
         wait = self._poll_interval
         if free > 0:  # with every slot busy (or stopping) a due head must wait anyway
             due = self._backend.next_due(self._scope)
             if due is not None:
                 wait = min(wait, due - self._clock())
-        if next_cleanup is not None:
-            wait = min(wait, next_cleanup - time.monotonic())
         return max(wait, 0.0)
 
     # -- events and timeouts ------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import queue as queues
+import random
 import threading
 import time
 from typing import Callable
@@ -63,6 +64,19 @@ class LeaseKeeper:
         for claim in lost:
             log.warning("queuetopia_lite: lost the lock of queue %r (job %s): its result "
                         "will be discarded", claim.job.queue, claim.job.id)
+
+
+def clean(backend: Backend, scope: str, interval: float, retention: float,
+          clock: Callable[[], float], halt: threading.Event) -> None:
+    """Delete this scope's done jobs older than ``retention``, every ``interval`` seconds
+    (thread target): off the committer's path, since pruning many jobs takes a while."""
+    wait = random.uniform(0, min(interval, 1.0))  # processes started together spread out
+    while not halt.wait(wait):
+        try:
+            backend.prune(scope, clock() - retention)
+        except Exception as exc:  # the cleaner must outlive a bad moment
+            log.error("queuetopia_lite: cannot prune old jobs: %s", exc)
+        wait = interval
 
 
 def watch(backend: Backend, board: Board, halt: threading.Event) -> None:

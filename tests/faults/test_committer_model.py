@@ -220,8 +220,7 @@ class CommitterModel(RuleBasedStateMachine):
         committer = Committer(cast(Backend, backend), board, runner, self.performer,
                               Dispatcher(self.performer, events), events, scope=SCOPE,
                               capacity=WORKERS,
-                              lease=LEASE, poll_interval=1.0, cleanup_interval=None,
-                              job_retention=3600.0, clock=self.clock)
+                              lease=LEASE, poll_interval=1.0, clock=self.clock)
         return Proc(backend, board, runner, committer)
 
     def clock(self) -> float:
