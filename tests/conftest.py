@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 
-from queuetopia_lite import Backend
+from queuetopia_lite import Backend, Queuetopia
 from queuetopia_lite.sqlite import SQLiteBackend
 from queuetopia_lite.testing import FakeClock
 
@@ -75,3 +75,22 @@ def wait_until(condition: Callable[[], object], timeout: float = 20.0,
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {message}")
         time.sleep(0.005)
+
+
+MakeQ = Callable[..., Queuetopia]
+
+
+@pytest.fixture
+def make_q(backend: Backend) -> Iterator[MakeQ]:
+    """Queuetopias on the test's backend (poll every 60 s unless told); all stopped at the end."""
+    made: list[Queuetopia] = []
+
+    def make(performer: Any, **options: Any) -> Queuetopia:
+        options.setdefault("poll_interval", 60.0)
+        q = Queuetopia(backend, performer, **options)
+        made.append(q)
+        return q
+
+    yield make
+    for q in made:
+        q.stop(timeout=10)

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
-from typing import Any, Callable
 
 import pytest
 
 from queuetopia_lite import (
-    Backend,
     GiveUp,
     Job,
     JobState,
@@ -20,24 +17,7 @@ from queuetopia_lite import (
     Snooze,
 )
 
-from .conftest import wait_until
-
-MakeQ = Callable[..., Queuetopia]
-
-
-@pytest.fixture
-def make_q(backend: Backend) -> Iterator[MakeQ]:
-    """Queuetopias on the test's backend; all stopped at the end."""
-    made: list[Queuetopia] = []
-
-    def make(performer: Any, **options: Any) -> Queuetopia:
-        q = Queuetopia(backend, performer, **options)
-        made.append(q)
-        return q
-
-    yield make
-    for q in made:
-        q.stop(timeout=10)
+from .conftest import MakeQ, wait_until
 
 
 def stored(q: Queuetopia, job: Job) -> Job:

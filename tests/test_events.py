@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
-from typing import Any, Callable
 
 import pytest
 
@@ -23,26 +21,8 @@ from queuetopia_lite import (
 )
 from queuetopia_lite.events import KINDS
 
-from .conftest import wait_until
+from .conftest import MakeQ, wait_until
 from .recorder import Recorder
-
-MakeQ = Callable[..., Queuetopia]
-
-
-@pytest.fixture
-def make_q(backend: Backend) -> Iterator[MakeQ]:
-    """Queuetopias on the test's backend; all stopped at the end."""
-    made: list[Queuetopia] = []
-
-    def make(performer: Any, **options: Any) -> Queuetopia:
-        options.setdefault("poll_interval", 60.0)
-        q = Queuetopia(backend, performer, **options)
-        made.append(q)
-        return q
-
-    yield make
-    for q in made:
-        q.stop(timeout=10)
 
 
 class Seen:

@@ -3,33 +3,13 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from typing import Any, Callable
 
 import pytest
 
-from queuetopia_lite import Backend, Job, JobState, QueueState, Queuetopia
+from queuetopia_lite import Job, JobState, QueueState, Queuetopia
 
-from .conftest import wait_until
+from .conftest import MakeQ, wait_until
 from .recorder import Recorder
-
-MakeQ = Callable[..., Queuetopia]
-
-
-@pytest.fixture
-def make_q(backend: Backend) -> Iterator[MakeQ]:
-    """Queuetopias on the test's backend; all stopped at the end."""
-    made: list[Queuetopia] = []
-
-    def make(performer: Any, **options: Any) -> Queuetopia:
-        options.setdefault("poll_interval", 60.0)
-        q = Queuetopia(backend, performer, **options)
-        made.append(q)
-        return q
-
-    yield make
-    for q in made:
-        q.stop(timeout=10)
 
 
 def state_of(q: Queuetopia, job: Job) -> JobState:

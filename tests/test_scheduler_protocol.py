@@ -8,33 +8,13 @@ import signal
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Callable
 
 import pytest
 
 from queuetopia_lite import Backend, GiveUp, Job, JobState, Performer, Queuetopia
 
-from .conftest import wait_until
-
-MakeQ = Callable[..., Queuetopia]
-
-
-@pytest.fixture
-def make_q(backend: Backend) -> Iterator[MakeQ]:
-    """Queuetopias on the test's backend; all stopped at the end."""
-    made: list[Queuetopia] = []
-
-    def make(performer: Any, **options: Any) -> Queuetopia:
-        options.setdefault("poll_interval", 60.0)
-        q = Queuetopia(backend, performer, **options)
-        made.append(q)
-        return q
-
-    yield make
-    for q in made:
-        q.stop(timeout=10)
+from .conftest import MakeQ, wait_until
 
 
 class Timeline(Performer):
