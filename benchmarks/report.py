@@ -201,7 +201,7 @@ N = {meta['n']:,} no-op jobs per case. Every case ran in its own process and tem
 ratios compare cases of this one run (absolute figures move 10-30 % between runs on a shared
 machine). Definitions: see the docstrings in `benchmarks/` and `benchmarks/README.md`.
 
-## Targets (issue 5)
+## Targets (issues 5 and 9)
 
 {targets_table(doc['targets'])}
 
