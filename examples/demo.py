@@ -16,7 +16,9 @@ T0 = time.monotonic()
 
 
 def say(text: str) -> None:
-    print(f"[{time.monotonic() - T0:5.2f} s] {text}", flush=True)
+    # One write per line: workers and the hook thread print at once.
+    sys.stdout.write(f"[{time.monotonic() - T0:5.2f} s] {text}\n")
+    sys.stdout.flush()
 
 
 class DemoPerformer(Performer):
