@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import os
 import socket
@@ -66,3 +67,13 @@ def outcome_of_exception(claim: Claim, exc: BaseException, now: float,
     if isinstance(exc, GiveUp):
         return Failure(claim, storable(exc.reason), now, give_up=True)  # any text, as a raise
     return Failure(claim, error_text(exc), now + backoff(claim.job))
+
+
+def with_plain_error(outcome: Outcome, exc: BaseException) -> Outcome:
+    """``outcome`` with an error text any database stores, for when saving its own
+    text raised ``exc``: a failure keeps its kind (give_up, keep_lock), only its text
+    changes; other outcomes carry no text and are returned as they are."""
+    if not isinstance(outcome, Failure):
+        return outcome
+    return dataclasses.replace(outcome, error="queuetopia_lite could not store this "
+                               f"attempt's error ({type(exc).__name__})")

@@ -12,14 +12,13 @@ import weakref
 from typing import TYPE_CHECKING, Any, Sequence
 
 import psycopg
-from psycopg.pq import TransactionStatus
 from psycopg.rows import tuple_row
 
 from ..backend import NewJob
 from ..errors import InvalidJobError
 from ..job import Job
 from . import steps
-from .foreign import IDENTITY_QUERY, Identity
+from .foreign import IDENTITY_QUERY, Identity, check_usable
 
 if TYPE_CHECKING:
     from .backend import PostgresBackend
@@ -68,16 +67,7 @@ async def adopt(connection: object, backend: PostgresBackend) -> psycopg.AsyncCo
                               f"got {type(connection).__module__}."
                               f"{type(connection).__qualname__}")
     conn: psycopg.AsyncConnection[Any] = connection
-    if conn.closed or conn.broken:
-        raise InvalidJobError("connection", "cannot be used: the connection is closed")
-    status = conn.info.transaction_status
-    if status == TransactionStatus.INERROR:
-        raise InvalidJobError("connection", "its transaction has already failed: roll it back")
-    if status != TransactionStatus.INTRANS and (status != TransactionStatus.IDLE
-                                                or conn.autocommit):
-        raise InvalidJobError("connection", "not inside a transaction: open one (async with "
-                              "conn.transaction(): ...), or leave connection out to store "
-                              "the jobs on their own")
+    check_usable(conn, "async with conn.transaction(): ...")
     theirs = _identities.get(conn)
     if theirs is None:
         try:

@@ -41,6 +41,22 @@ def identity(conn: psycopg.Connection[Any]) -> Identity:
     return known
 
 
+def check_usable(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any],
+                 how_to_open: str) -> None:
+    """Refuse a closed connection, a failed transaction, or one that would commit our
+    insert on its own (autocommit, or outside a transaction it would not open)."""
+    if conn.closed or conn.broken:
+        raise InvalidJobError("connection", "cannot be used: the connection is closed")
+    status = conn.info.transaction_status
+    if status == TransactionStatus.INERROR:
+        raise InvalidJobError("connection", "its transaction has already failed: roll it back")
+    if status != TransactionStatus.INTRANS and (status != TransactionStatus.IDLE
+                                                or conn.autocommit):
+        raise InvalidJobError("connection", f"not inside a transaction: open one "
+                              f"({how_to_open}), or leave connection out to store the jobs "
+                              "on their own")
+
+
 def adopt(connection: object, location: str,
           ours: Callable[[bool], Identity]) -> psycopg.Connection[Any]:
     """``connection`` checked usable for our jobs; InvalidJobError("connection") if not.
@@ -55,16 +71,7 @@ def adopt(connection: object, location: str,
         raise InvalidJobError("connection", f"expected a psycopg.Connection on {location}, got "
                               f"{type(connection).__module__}.{type(connection).__qualname__}")
     conn: psycopg.Connection[Any] = connection
-    if conn.closed or conn.broken:
-        raise InvalidJobError("connection", "cannot be used: the connection is closed")
-    status = conn.info.transaction_status
-    if status == TransactionStatus.INERROR:
-        raise InvalidJobError("connection", "its transaction has already failed: roll it back")
-    if status != TransactionStatus.INTRANS and (status != TransactionStatus.IDLE
-                                                or conn.autocommit):
-        raise InvalidJobError("connection", "not inside a transaction: open one (with "
-                              "conn.transaction(): ...), or leave connection out to store "
-                              "the jobs on their own")
+    check_usable(conn, "with conn.transaction(): ...")
     try:
         theirs = identity(conn)
     except psycopg.Error as exc:

@@ -14,7 +14,6 @@ coroutine, which the runner cancels) has ended. Both orders of "timed out" and
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import time
@@ -24,7 +23,7 @@ from ..backend import Backend, BackoffFunction, Failure, Outcome, Release, StepR
 from ..errors import DatabaseError
 from ..events import Events
 from ..performer import BoundPerformer
-from ..running import owner_name
+from ..running import owner_name, with_plain_error
 from .board import Board, Event, Task, TaskState
 from .emit import claim_events, step_events
 from .helpers import Dispatcher
@@ -73,8 +72,8 @@ class Committer:
         while True:
             # After an error, only stop() cuts the pause short; after a fruitless step,
             # pokes do not either (on Postgres our own commit pokes us: a loop).
-            events, _poked, stopping = self._wait(sleep, pokes=not (error_pause or fruitless),
-                                                  events=not error_pause)
+            events, stopping = self._wait(sleep, pokes=not (error_pause or fruitless),
+                                          events=not error_pause)
             fruitless = False
             try:
                 fruitless = self.turn(events, stopping)
@@ -116,7 +115,7 @@ class Committer:
         return False
 
     def _wait(self, timeout: float, *, pokes: bool = True,
-              events: bool = True) -> tuple[list[Event], bool, bool]:
+              events: bool = True) -> tuple[list[Event], bool]:
         """Sleep until an event, a poke, a timeout deadline, stop() or ``timeout`` seconds.
 
         Without ``events`` (an error pause) only stop() and the time cut the sleep
@@ -137,8 +136,8 @@ class Committer:
                 board.changed.wait(left)
             board.wake_at = math.inf
             arrived, board.inbox = board.inbox, []
-            poked, board.poked = board.poked, False
-            return arrived, poked, board.stopping
+            board.poked = False  # every turn asks the database whether work waits
+            return arrived, board.stopping
 
     def _earliest_deadline(self) -> float:
         """The first timeout of a running job (lock held)."""
@@ -267,11 +266,8 @@ class Committer:
         """The last try for an outcome that cannot be saved as it is."""
         job = outcome.claim.job
         if isinstance(outcome, Failure):
-            plain = dataclasses.replace(  # give_up and keep_lock kept: only the text changes
-                outcome, error="queuetopia_lite could not store this attempt's error "
-                f"({type(exc).__name__})")
             try:
-                return self._call([plain], 0)
+                return self._call([with_plain_error(outcome, exc)], 0)
             except Exception as again:
                 exc = again
         log.error("queuetopia_lite: the outcome of job %s cannot be saved (%s: %s); it is "

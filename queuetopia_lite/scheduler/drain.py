@@ -7,17 +7,16 @@ completion on a private event loop in the caller's thread.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 import time
 from typing import Any, Awaitable, Callable
 
-from ..backend import Backend, Failure, Outcome, StepResult
+from ..backend import Backend, Outcome, StepResult
 from ..errors import DatabaseError
 from ..events import Events
 from ..performer import BoundPerformer
-from ..running import owner_name, perform
+from ..running import owner_name, perform, with_plain_error
 from .board import Board, Task, TaskState
 from .emit import claim_events, step_events
 from .helpers import LeaseKeeper, call_failed_hook, recover_dead_holders
@@ -144,9 +143,7 @@ class Drainer:
         except DatabaseError:
             raise
         except Exception as exc:  # an error text the database refuses: store a plain one
-            text = f"queuetopia_lite could not store this attempt's error ({type(exc).__name__})"
-            plain = [dataclasses.replace(o, error=text) if isinstance(o, Failure) else o
-                     for o in outcomes]  # give_up kept: only the text changes
+            plain = [with_plain_error(outcome, exc) for outcome in outcomes]
             return self._backend.step(self._scope, now, outcomes=plain,
                                       claim=claim, owner=owner_name(), lease=self._lease,
                                       backoff=backoff, alive=self._board.alive())

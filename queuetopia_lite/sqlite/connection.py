@@ -149,42 +149,40 @@ class Connections:
 
     def write(self, body: Callable[[Conn], T]) -> T:
         """Run ``body`` in a BEGIN IMMEDIATE transaction, retrying it while busy."""
-        pause = RETRY_PAUSE
-        for attempt in range(WRITE_RETRIES + 1):
-            try:
-                with GATE.passage(), writer_lock(self.path):
-                    conn = self._idle()
-                    conn.execute("BEGIN IMMEDIATE")
-                    try:
-                        result = body(conn)
-                        conn.execute("COMMIT")
-                    except BaseException:
-                        if drivers.in_transaction(conn):
-                            conn.execute("ROLLBACK")
-                        raise
-                    return result
-            except drivers.errors() as exc:
-                if not drivers.is_busy(exc):
-                    raise self.error(exc) from exc
-                if attempt == WRITE_RETRIES:
-                    raise self._locked() from exc
-            time.sleep(pause * (0.5 + random.random()))
-            pause *= 2
-        raise AssertionError("unreachable")
+        def once() -> T:
+            with GATE.passage(), writer_lock(self.path):
+                conn = self._idle()
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    result = body(conn)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if drivers.in_transaction(conn):
+                        conn.execute("ROLLBACK")
+                    raise
+                return result
+        return self._while_busy(once, self._locked)
 
     def begin(self) -> Conn:
         """This thread's connection inside a new BEGIN IMMEDIATE (retried while busy)."""
+        def once() -> Conn:
+            conn = self._idle()
+            conn.execute("BEGIN IMMEDIATE")
+            return conn
+        return self._while_busy(once, self._locked)
+
+    def _while_busy(self, once: Callable[[], T], locked: Callable[[], DatabaseError]) -> T:
+        """``once()``, tried again (with a growing pause) while the database stays busy;
+        ``locked()`` after the last try; any other SQLite error as a DatabaseError."""
         pause = RETRY_PAUSE
         for attempt in range(WRITE_RETRIES + 1):
-            conn = self._idle()
             try:
-                conn.execute("BEGIN IMMEDIATE")
-                return conn
+                return once()
             except drivers.errors() as exc:
                 if not drivers.is_busy(exc):
                     raise self.error(exc) from exc
                 if attempt == WRITE_RETRIES:
-                    raise self._locked() from exc
+                    raise locked() from exc
             time.sleep(pause * (0.5 + random.random()))
             pause *= 2
         raise AssertionError("unreachable")
@@ -203,19 +201,10 @@ class Connections:
 
     def read(self, body: Callable[[Conn], T]) -> T:
         """Run ``body`` on this thread's connection (a read: no transaction needed)."""
-        pause = RETRY_PAUSE
-        for attempt in range(WRITE_RETRIES + 1):
-            try:
-                with GATE.passage():
-                    return body(self.get())
-            except drivers.errors() as exc:
-                if not drivers.is_busy(exc):
-                    raise self.error(exc) from exc
-                if attempt == WRITE_RETRIES:
-                    raise DatabaseError(self.path, "database is locked") from exc
-            time.sleep(pause * (0.5 + random.random()))
-            pause *= 2
-        raise AssertionError("unreachable")
+        def once() -> T:
+            with GATE.passage():
+                return body(self.get())
+        return self._while_busy(once, lambda: DatabaseError(self.path, "database is locked"))
 
     def close_current(self) -> None:
         """Close this thread's connection, if it has one."""

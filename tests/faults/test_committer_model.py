@@ -448,8 +448,7 @@ class CommitterModel(RuleBasedStateMachine):
         event = data.draw(st.sampled_from(events), label="event")
         if event in ("turn", "other turn"):
             proc = self.procs[0 if event == "turn" else 1]
-            self.turn(proc, data.draw(st.integers(0, 4), label="events taken"),
-                      data.draw(st.sampled_from([True, True, False]), label="poked"))
+            self.turn(proc, data.draw(st.integers(0, 4), label="events taken"))
         elif event == "starts":
             self.worker_starts(*data.draw(st.sampled_from(self.startable()), label="task"))
         elif event == "ends":
@@ -487,13 +486,13 @@ class CommitterModel(RuleBasedStateMachine):
         with board.lock:
             board.tasks[token].deadline = -math.inf
 
-    def turn(self, proc: Proc, take: int, poked: bool) -> None:
+    def turn(self, proc: Proc, take: int) -> None:
         board = proc.board
         with board.lock:
             events, board.inbox = board.inbox[:take], board.inbox[take:]
             stopping = board.stopping
         try:
-            proc.committer.turn(events, stopping)  # (every turn asks whether work waits)
+            proc.committer.turn(events, stopping)  # every turn asks whether work waits
         except DatabaseError as exc:
             assert exc.retryable and "injected" in str(exc), exc
         if self.violations:
@@ -575,7 +574,7 @@ class CommitterModel(RuleBasedStateMachine):
                                                            and not task.ended):
                         self.worker_ends(slot, token, "success")
                 self.keeper_renews(slot)
-                self.turn(proc, 1000, True)
+                self.turn(proc, 1000)
                 self.check_invariants_now()
             stored = self.stored()
             if not any(j.state in UNFINISHED for j in stored.values()):
@@ -655,14 +654,14 @@ def timeout_race(machine: CommitterModel) -> None:
     machine.create("a", 3, 0.0, 1000.0)
     machine.create("a", 1, 0.0, None)
     proc = machine.procs[0]
-    machine.turn(proc, 0, True)  # claims job 1
+    machine.turn(proc, 0)  # claims job 1
     (token,) = proc.board.tasks
     machine.worker_starts(0, 0)
     machine.deadline_passes(0, token)
     proc.backend.fail_steps = 1
-    machine.turn(proc, 0, True)  # timed out: its failure is pending, the step failed
+    machine.turn(proc, 0)  # timed out: its failure is pending, the step failed
     machine.worker_ends(0, token, "success")  # the runaway's thread ends
-    machine.turn(proc, 10, True)
+    machine.turn(proc, 10)
     machine.check_invariants_now()
 
 
@@ -670,7 +669,7 @@ def test_the_committer_orders_a_runaways_release_after_its_failure() -> None:
     """The control: today's committer saves the failure, then the release."""
     machine = CommitterModel()
     timeout_race(machine)
-    machine.turn(machine.procs[0], 10, True)  # saves the release
+    machine.turn(machine.procs[0], 10)  # saves the release
     machine.check_invariants_now()
     machine.teardown()  # runs everything to completion: job 2 after job 1
 
@@ -716,7 +715,7 @@ def test_a_replacement_thread_that_fails_to_start_wedges_no_timed_out_queue() ->
     machine.create("a", 1, 0.0, 1000.0)
     machine.create("b", 1, 0.0, 1000.0)
     proc = machine.procs[0]
-    machine.turn(proc, 0, True)
+    machine.turn(proc, 0)
     tokens = list(proc.board.tasks)
     for token in tokens:
         machine.worker_starts(0, 0)
@@ -728,12 +727,12 @@ def test_a_replacement_thread_that_fails_to_start_wedges_no_timed_out_queue() ->
 
     proc.runner.abandon = no_thread  # type: ignore[method-assign]
     with pytest.raises(RuntimeError):
-        machine.turn(proc, 0, True)
+        machine.turn(proc, 0)
     proc.runner.abandon = abandon  # type: ignore[method-assign]
     assert len(proc.committer.pending) == 2
-    machine.turn(proc, 0, True)
+    machine.turn(proc, 0)
     for token in tokens:
         machine.worker_ends(0, token, "success")
-    machine.turn(proc, 10, True)
+    machine.turn(proc, 10)
     machine.check_invariants_now()
     machine.teardown()
