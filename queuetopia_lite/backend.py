@@ -80,6 +80,23 @@ class Release:
 
 Outcome = Union[Success, Failure, Release, Snoozed]
 
+
+@dataclasses.dataclass(frozen=True)
+class HostInstant:
+    """An instant on a clock that never jumps, comparable only within one host's boot.
+
+    ``key`` names the clock (a boot id and time namespace, see hostclock.py); ``at``
+    is its reading in seconds. A lease taken with one is judged by that clock by
+    every caller passing the same key, and by the wall clock by the others.
+    """
+
+    key: str
+    at: float
+
+    def after(self, seconds: float) -> HostInstant:
+        """The instant ``seconds`` later on the same clock."""
+        return HostInstant(self.key, self.at + seconds)
+
 BackoffFunction = Callable[[Job], float]
 
 PeriodicTick = tuple[str, float, NewJob]  # a periodic's name, a tick (epoch s), its job
@@ -192,17 +209,26 @@ class Backend(Protocol):
         lease: float = 30.0,
         backoff: BackoffFunction | None = None,
         alive: Collection[str] = (),
+        host: HostInstant | None = None,
     ) -> StepResult:
         """In one transaction: save outcomes, recover expired leases, claim up to ``claim`` heads.
 
         Recovered attempts count as failed, with ``backoff`` (default formula if None).
         Claims whose token is in ``alive`` are the caller's own running jobs: never
         recovered, even if their lease looks expired (a clock jump on this host).
+        ``host``: the caller's host clock now, if it has one. Claims made here then
+        end ``lease`` seconds later on that clock too, and a lease taken with the
+        same host key is judged by it rather than by ``now`` (a backend whose leases
+        already follow one clock of its own, as Postgres's, may ignore it).
         """
         ...
 
-    def renew(self, scope: str, claims: Sequence[Claim], until: float) -> list[Claim]:
-        """Extend the leases of these claims' queues to ``until``; return the claims lost."""
+    def renew(self, scope: str, claims: Sequence[Claim], until: float,
+              host_until: HostInstant | None = None) -> list[Claim]:
+        """Extend the leases of these claims' queues to ``until``; return the claims lost.
+
+        ``host_until``: the same end on the caller's host clock, if it has one.
+        """
         ...
 
     def lock_tokens(self, scope: str, prefix: str) -> list[str]:
@@ -212,17 +238,27 @@ class Backend(Protocol):
     def expire_claims(self, scope: str, tokens: Sequence[str], now: float) -> int:
         """End the leases of these claims at ``now`` (their holder is gone); return how many.
 
-        A compare-and-set on each token: a queue unlocked or relocked since is left
-        alone. The next step recovers them as it recovers any expired lease.
+        Ended leases are judged by the wall clock from then on, whatever host clock
+        they were taken with. A compare-and-set on each token: a queue unlocked or
+        relocked since is left alone. The next step recovers them as it recovers any
+        expired lease.
         """
         ...
 
-    def next_due(self, scope: str) -> float | None:
-        """The earliest instant a queue of this scope becomes runnable or a lease expires."""
+    def next_due(self, scope: str, now: float | None = None,
+                 host: HostInstant | None = None) -> float | None:
+        """The earliest instant a queue of this scope becomes runnable or a lease expires.
+
+        With ``now`` and ``host`` (read together), a lease judged by that host clock
+        ends at ``now`` plus what is left of it on that clock.
+        """
         ...
 
-    def has_runnable(self, scope: str, now: float) -> bool:
-        """Whether a claim now would find a head or an expired lease (a cheap read)."""
+    def has_runnable(self, scope: str, now: float, host: HostInstant | None = None) -> bool:
+        """Whether a claim now would find a head or an expired lease (a cheap read).
+
+        ``host`` as in ``step``: leases of that host key are judged by it.
+        """
         ...
 
     def change_counter(self) -> int:

@@ -11,6 +11,7 @@ import types
 from datetime import timedelta
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
+from . import hostclock
 from . import validation as check
 from .backend import Backend, NewJob
 from .enqueue import Enqueuer
@@ -101,6 +102,9 @@ class Queuetopia:
         self._performer = None if performer is None else BoundPerformer(performer)
         self._defaults = check.no_defaults if self._performer is None else self._performer.defaults
         self._clock = clock
+        # Leases of this host's processes follow a clock that never jumps; an injected
+        # wall clock (tests) drives leases itself.
+        self._host_clock = hostclock.for_wall_clock(clock)
         self.backend = open_backend(database, durability=durability, migrate=migrate,
                                     driver=driver)
         self._scheduler: Scheduler | None = None
@@ -249,7 +253,8 @@ class Queuetopia:
                     self.backend, self._performer, scope=self.scope,
                     max_workers=self.max_workers, lease=self.lease,
                     poll_interval=self.poll_interval, cleanup_interval=self.cleanup_interval,
-                    job_retention=self.job_retention, clock=self._clock, events=self._events)
+                    job_retention=self.job_retention, clock=self._clock,
+                    host_clock=self._host_clock, events=self._events)
             return self._scheduler
 
     def start(self) -> None:

@@ -189,8 +189,13 @@ def test_finding_runnable_queues_reads_an_index_not_the_jobs(db_path: str) -> No
     assert "qt_queues_ready" in ready and "qt_jobs" not in ready
     head = plan(backend, "next_head", {"scope": SCOPE, "queue": "q1"})
     assert "qt_jobs_head" in head
-    leases = plan(backend, "expired_leases", {"scope": SCOPE, "now": T0})
+    host = {"host_key": "boot.1", "host_at": 5.0}
+    leases = plan(backend, "expired_leases", {"scope": SCOPE, "now": T0, **host})
     assert "qt_queues_lease" in leases
+    lease_end = plan(backend, "next_lease_end", {"scope": SCOPE, "now": T0, **host})
+    assert "qt_queues_lease" in lease_end
+    runnable = plan(backend, "has_runnable", {"scope": SCOPE, "now": T0, **host})
+    assert "qt_queues_lease" in runnable and "qt_queues_ready" in runnable
     due = plan(backend, "next_ready", {"scope": SCOPE})
     assert "qt_queues_ready" in due
 

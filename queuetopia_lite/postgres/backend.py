@@ -19,6 +19,7 @@ from ..backend import (
     BackoffFunction,
     Claim,
     Failure,
+    HostInstant,
     NewJob,
     Outcome,
     PeriodicTick,
@@ -39,7 +40,7 @@ from .connection import Cursor, Database
 from .listener import Listener
 from .steps import run
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 log = logging.getLogger("queuetopia_lite")
 PRUNE_BATCH = 2000  # rows deleted per transaction
 _MIGRATIONS = sql.load(__package__, "migrations.sql")
@@ -273,10 +274,12 @@ class PostgresBackend:
 
     def step(self, scope: str, now: float, *, outcomes: Sequence[Outcome] = (),
              claim: int = 0, owner: str = "", lease: float = 30.0,
-             backoff: BackoffFunction | None = None, alive: Collection[str] = ()) -> StepResult:
+             backoff: BackoffFunction | None = None, alive: Collection[str] = (),
+             host: HostInstant | None = None) -> StepResult:
         """Save outcomes, recover expired leases and claim heads, in one transaction.
 
         Claims whose token is in ``alive`` (the caller's running jobs) are never recovered.
+        ``host`` is not used: leases here follow the database server's clock (clock.py).
         """
         self._watch_scope(scope)
         offset = self._offset()
@@ -331,8 +334,12 @@ class PostgresBackend:
             lambda cur: run(cur, self._q["running_tokens"], {"tokens": tokens}))}
         return [o for o in outcomes if isinstance(o, Release) and o.claim.token in running]
 
-    def renew(self, scope: str, claims: Sequence[Claim], until: float) -> list[Claim]:
-        """Extend these claims' leases to ``until``; return the claims whose lock was lost."""
+    def renew(self, scope: str, claims: Sequence[Claim], until: float,
+              host_until: HostInstant | None = None) -> list[Claim]:
+        """Extend these claims' leases to ``until``; return the claims whose lock was lost.
+
+        ``host_until`` is not used: leases follow the database server's clock.
+        """
         if not claims:
             return []
         args = {"scope": scope, "until": until + self._offset(),
@@ -361,12 +368,13 @@ class PostgresBackend:
         ended: int = self._db.write(body)
         return ended
 
-    def next_due(self, scope: str) -> float | None:
+    def next_due(self, scope: str, now: float | None = None,
+                 host: HostInstant | None = None) -> float | None:
         """The earliest instant (host clock) a queue becomes runnable or a lease ends."""
         due = self._db.read(lambda cur: run(cur, self._q["next_due"], {"scope": scope}))[0][0]
         return None if due is None else float(due) - self._offset()
 
-    def has_runnable(self, scope: str, now: float) -> bool:
+    def has_runnable(self, scope: str, now: float, host: HostInstant | None = None) -> bool:
         """Whether a step now would claim or recover something."""
         self._watch_scope(scope)
         args = {"scope": scope, "now": now + self._offset()}

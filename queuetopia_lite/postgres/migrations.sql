@@ -1148,3 +1148,8 @@ BEGIN
         PERFORM pg_notify(p_channel, p_scope);  -- queues we cannot take now: tell other workers
     END IF;
 END $$;
+
+-- name: step_6
+-- Nothing to change on Postgres: step_6 gives SQLite leases on a host clock that never
+-- jumps. Postgres leases already follow one clock, the database server's (clock.py).
+SELECT 1;

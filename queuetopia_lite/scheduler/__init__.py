@@ -24,6 +24,7 @@ from typing import Callable
 from ..backend import Backend, Outcome
 from ..errors import DatabaseError
 from ..events import Events
+from ..hostclock import HostClock, no_host_clock
 from ..performer import BoundPerformer
 from ..running import owner_name
 from .board import Board
@@ -43,7 +44,8 @@ class Scheduler:
     def __init__(self, backend: Backend, performer: BoundPerformer, *, scope: str,
                  max_workers: int, lease: float, poll_interval: float,
                  cleanup_interval: float | None, job_retention: float,
-                 clock: Callable[[], float], events: Events | None = None) -> None:
+                 clock: Callable[[], float], host_clock: HostClock = no_host_clock,
+                 events: Events | None = None) -> None:
         self._backend = backend
         self._events = Events() if events is None else events
         self._performer = performer
@@ -54,6 +56,7 @@ class Scheduler:
         self._cleanup_interval = cleanup_interval
         self._job_retention = job_retention
         self._clock = clock
+        self._host_clock = host_clock
         self._lifecycle = threading.Lock()  # start() and stop() one at a time
         self._reset()
 
@@ -118,8 +121,10 @@ class Scheduler:
                 self._backend, board, runner, self._performer, hooks, self._events,
                 scope=self._scope,
                 capacity=self._max_workers + PREFETCH,
-                lease=self._lease, poll_interval=self._poll_interval, clock=self._clock)
-            keeper = LeaseKeeper(self._backend, board, self._scope, self._lease, self._clock)
+                lease=self._lease, poll_interval=self._poll_interval, clock=self._clock,
+                host_clock=self._host_clock)
+            keeper = LeaseKeeper(self._backend, board, self._scope, self._lease, self._clock,
+                                 self._host_clock)
             owner_name()  # computed once here, not in the first step
 
             watcher = threading.Thread(target=lambda: watch(self._backend, board, halt),
@@ -215,7 +220,8 @@ class Scheduler:
         """
         self._check_fork()
         return Drainer(self._backend, self._performer, self._unsaved, self._events,
-                       scope=self._scope, lease=self._lease, clock=self._clock).drain()
+                       scope=self._scope, lease=self._lease, clock=self._clock,
+                       host_clock=self._host_clock).drain()
 
 
 __all__ = ["Scheduler", "owner_name"]

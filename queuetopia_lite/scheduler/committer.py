@@ -22,6 +22,7 @@ from typing import Callable
 from ..backend import Backend, BackoffFunction, Failure, Outcome, Release, StepResult
 from ..errors import DatabaseError
 from ..events import Events
+from ..hostclock import HostClock
 from ..performer import BoundPerformer
 from ..running import owner_name, with_plain_error
 from .board import Board, Event, Task, TaskState
@@ -42,7 +43,8 @@ class Committer:
     def __init__(self, backend: Backend, board: Board, runner: Runner,
                  performer: BoundPerformer, dispatcher: Dispatcher, events: Events, *,
                  scope: str, capacity: int,
-                 lease: float, poll_interval: float, clock: Callable[[], float]) -> None:
+                 lease: float, poll_interval: float, clock: Callable[[], float],
+                 host_clock: HostClock) -> None:
         self._backend = backend
         self._board = board
         self._runner = runner
@@ -55,6 +57,7 @@ class Committer:
         self._lease = lease
         self._poll_interval = poll_interval
         self._clock = clock
+        self._host_clock = host_clock  # leases of this host judged on a clock that never jumps
         self._recovery_backoff: BackoffFunction | None = (
             performer.safe_backoff if performer.has_backoff else None)
         self.pending: list[Outcome] = []  # outcomes to save, oldest first
@@ -109,7 +112,8 @@ class Committer:
         self._absorb(events)
         self._expire_timeouts()
         free = 0 if stopping else self._free()
-        if self.pending or (free > 0 and self._backend.has_runnable(self._scope, self._clock())):
+        if self.pending or (free > 0 and self._backend.has_runnable(
+                self._scope, self._clock(), self._host_clock())):
             saving = bool(self.pending)
             return self._step(free) == 0 and not saving
         return False
@@ -166,9 +170,10 @@ class Committer:
         """Seconds until something may be due: a head, a lease end, the poll."""
         wait = self._poll_interval
         if free > 0:  # with every slot busy (or stopping) a due head must wait anyway
-            due = self._backend.next_due(self._scope)
+            now = self._clock()
+            due = self._backend.next_due(self._scope, now, self._host_clock())
             if due is not None:
-                wait = min(wait, due - self._clock())
+                wait = min(wait, due - now)
         return max(wait, 0.0)
 
     # -- events and timeouts ------------------------------------------------------
@@ -233,7 +238,8 @@ class Committer:
         self._step_now = now = self._clock()
         return self._backend.step(self._scope, now, outcomes=outcomes, claim=claim,
                                   owner=owner_name(), lease=self._lease,
-                                  backoff=self._recovery_backoff, alive=self._board.alive())
+                                  backoff=self._recovery_backoff, alive=self._board.alive(),
+                                  host=self._host_clock())
 
     def _isolate(self, outcomes: list[Outcome], free: int) -> int:
         """Save outcomes one by one, so that one that cannot be saved holds back no other.

@@ -15,6 +15,7 @@ from typing import Any, Awaitable, Callable
 from ..backend import Backend, Outcome, StepResult
 from ..errors import DatabaseError
 from ..events import Events
+from ..hostclock import HostClock
 from ..performer import BoundPerformer
 from ..running import owner_name, perform, with_plain_error
 from .board import Board, Task, TaskState
@@ -56,8 +57,9 @@ class Drainer:
 
     def __init__(self, backend: Backend, performer: BoundPerformer, unsaved: list[Outcome],
                  events: Events, *, scope: str, lease: float,
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float], host_clock: HostClock) -> None:
         self._backend = backend
+        self._host_clock = host_clock
         self._events = events  # delivered in the caller's thread, after each save
         self._durations: dict[str, float] = {}  # seconds each unsaved attempt ran, by token
         self._now = 0.0  # the clock reading of the last step
@@ -74,7 +76,8 @@ class Drainer:
         outcomes: list[Outcome] = []
         halt = threading.Event()
         loop = LazyLoop()  # async actions run to completion here, one at a time
-        keeper = LeaseKeeper(self._backend, self._board, self._scope, self._lease, self._clock)
+        keeper = LeaseKeeper(self._backend, self._board, self._scope, self._lease, self._clock,
+                             self._host_clock)
         threading.Thread(target=keeper.run, args=(halt,), daemon=True,
                          name="queuetopia-drain-keeper").start()
         try:
@@ -136,14 +139,15 @@ class Drainer:
     def _step(self, outcomes: list[Outcome], claim: int) -> StepResult:
         backoff = self._performer.safe_backoff if self._performer.has_backoff else None
         self._now = now = self._clock()
+        host = self._host_clock()
         try:
             return self._backend.step(self._scope, now, outcomes=outcomes,
                                       claim=claim, owner=owner_name(), lease=self._lease,
-                                      backoff=backoff, alive=self._board.alive())
+                                      backoff=backoff, alive=self._board.alive(), host=host)
         except DatabaseError:
             raise
         except Exception as exc:  # an error text the database refuses: store a plain one
             plain = [with_plain_error(outcome, exc) for outcome in outcomes]
             return self._backend.step(self._scope, now, outcomes=plain,
                                       claim=claim, owner=owner_name(), lease=self._lease,
-                                      backoff=backoff, alive=self._board.alive())
+                                      backoff=backoff, alive=self._board.alive(), host=host)

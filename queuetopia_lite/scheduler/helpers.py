@@ -14,6 +14,7 @@ from ..backend import Backend, Claim
 from ..errors import DatabaseError
 from ..events import Event, Events
 from ..holders import holder_alive, host_prefix
+from ..hostclock import HostClock
 from ..job import Job
 from ..performer import BoundPerformer
 from .board import Board
@@ -33,8 +34,9 @@ class LeaseKeeper:
     """Renews the lease of every claim on the board, every third of a lease."""
 
     def __init__(self, backend: Backend, board: Board, scope: str, lease: float,
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float], host_clock: HostClock) -> None:
         self._backend = backend
+        self._host_clock = host_clock
         self._board = board
         self._scope = scope
         self._lease = lease
@@ -57,7 +59,9 @@ class LeaseKeeper:
         if not claims:
             return
         try:
-            lost = self._backend.renew(self._scope, claims, self._clock() + self._lease)
+            host = self._host_clock()
+            lost = self._backend.renew(self._scope, claims, self._clock() + self._lease,
+                                       None if host is None else host.after(self._lease))
         except Exception as exc:  # the keeper must outlive a bad moment
             log.error("queuetopia_lite: cannot renew leases: %s", exc)
             return

@@ -12,6 +12,7 @@ from ..backend import (
     Activity,
     BackoffFunction,
     Claim,
+    HostInstant,
     NewJob,
     Outcome,
     PeriodicTick,
@@ -32,6 +33,7 @@ from .foreign import adopt, insert_in
 from .transactions import (
     claim_heads,
     expired_jobs,
+    host_args,
     insert_jobs,
     recover_expired,
     refresh_head,
@@ -40,7 +42,7 @@ from .transactions import (
     save_outcome,
 )
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 PRUNE_BATCH = 2000  # rows deleted by prune's first write transaction; then it adapts:
 PRUNE_HOLD = 0.02  # seconds of write lock a prune batch aims at
 PRUNE_BATCH_MIN, PRUNE_BATCH_MAX = 100, 20_000  # rows per batch
@@ -197,11 +199,13 @@ class SQLiteBackend:
 
     def step(self, scope: str, now: float, *, outcomes: Sequence[Outcome] = (),
              claim: int = 0, owner: str = "", lease: float = 30.0,
-             backoff: BackoffFunction | None = None, alive: Collection[str] = ()) -> StepResult:
+             backoff: BackoffFunction | None = None, alive: Collection[str] = (),
+             host: HostInstant | None = None) -> StepResult:
         """Save outcomes, recover expired leases and claim heads, in one transaction."""
         delays: dict[str, float] = {}
         if backoff is not None:  # the application's code runs before the write transaction
-            for token, job in self._conns.read(lambda conn: expired_jobs(conn, scope, now)):
+            for token, job in self._conns.read(
+                    lambda conn: expired_jobs(conn, scope, now, host)):
                 if token not in alive and job.state == JobState.RUNNING:
                     delays[token] = safe_delay(backoff, job)
 
@@ -209,19 +213,22 @@ class SQLiteBackend:
             result = StepResult()
             for outcome in outcomes:
                 save_outcome(conn, scope, outcome, now, result)
-            recover_expired(conn, scope, now, delays, result, alive)
+            recover_expired(conn, scope, now, delays, result, alive, host)
             if claim > 0:
-                claim_heads(conn, scope, now, claim, owner, now + lease, result)
+                claim_heads(conn, scope, now, claim, owner, lease, result, host)
             return result
         return self._conns.write(body)
 
-    def renew(self, scope: str, claims: Sequence[Claim], until: float) -> list[Claim]:
+    def renew(self, scope: str, claims: Sequence[Claim], until: float,
+              host_until: HostInstant | None = None) -> list[Claim]:
         """Extend these claims' leases to ``until``; return the claims whose lock was lost."""
+        ends = host_args(host_until, 0.0)
+
         def body(conn: Conn) -> list[Claim]:
             lost = []
             for c in claims:
                 run(conn, "renew_lease", {"scope": scope, "queue": c.job.queue,
-                                                 "token": c.token, "until": until})
+                                          "token": c.token, "until": until, **ends})
                 if drivers.changes(conn) == 0:
                     lost.append(c)
             return lost
@@ -243,19 +250,20 @@ class SQLiteBackend:
             return ended
         return self._conns.write(body) if tokens else 0
 
-    def next_due(self, scope: str) -> float | None:
+    def next_due(self, scope: str, now: float | None = None,
+                 host: HostInstant | None = None) -> float | None:
         """The earliest instant a queue becomes runnable or a lease ends."""
         def body(conn: Conn) -> float | None:
-            args = {"scope": scope}
+            args = {"scope": scope, "now": now, **host_args(None if now is None else host)}
             times = [run(conn, "next_ready", args, one=True)[0],
                      run(conn, "next_lease_end", args, one=True)[0]]
             present = [t for t in times if t is not None]
             return min(present) if present else None
         return self._conns.read(body)
 
-    def has_runnable(self, scope: str, now: float) -> bool:
+    def has_runnable(self, scope: str, now: float, host: HostInstant | None = None) -> bool:
         """Whether a step now would claim or recover something."""
-        args = {"scope": scope, "now": now}
+        args = {"scope": scope, "now": now, **host_args(host)}
         return bool(self._conns.read(lambda conn: run(conn, "has_runnable", args, one=True)[0]))
 
     def change_counter(self) -> int:

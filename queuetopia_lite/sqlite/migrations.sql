@@ -134,3 +134,10 @@ CREATE UNIQUE INDEX qt_jobs_unique ON qt_jobs (scope, unique_key)
 -- name: step_5
 -- Nothing to change on SQLite: step_5 makes the Postgres scheduling step set-based.
 SELECT 1;
+
+-- name: step_6
+-- Leases on a clock that never jumps (hostclock.py): the host clock a lease was taken
+-- with (its boot and time namespace) and its end on that clock. A process with the
+-- same key judges the lease by that clock; any other by locked_until (the wall clock).
+ALTER TABLE qt_queues ADD COLUMN lease_clock TEXT;
+ALTER TABLE qt_queues ADD COLUMN lease_clock_until REAL;

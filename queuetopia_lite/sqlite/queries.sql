@@ -51,7 +51,7 @@ RETURNING {job_columns};
 -- name: lock_queue
 UPDATE qt_queues
 SET lock_token = :token, locked_by = :owner, locked_at = :now, locked_until = :until,
-    ready_at = NULL
+    lease_clock = :host_key, lease_clock_until = :host_until, ready_at = NULL
 WHERE scope = :scope AND queue = :queue AND lock_token IS NULL;
 
 -- name: job_succeeded
@@ -108,13 +108,17 @@ ORDER BY scheduled_at, id LIMIT 1;
 -- Unlocks the queue and records its head (NULL when it has no pending job).
 UPDATE qt_queues
 SET lock_token = NULL, locked_by = NULL, locked_at = NULL, locked_until = NULL,
-    head_id = :head_id, head_scheduled_at = :head_scheduled_at, head_due_at = :head_due_at,
+    lease_clock = NULL, lease_clock_until = NULL, head_id = :head_id, head_scheduled_at = :head_scheduled_at, head_due_at = :head_due_at,
     ready_at = :ready_at, blocked_since = :blocked_since, hold_until = :hold_until
 WHERE scope = :scope AND queue = :queue;
 
 -- name: expired_leases
-SELECT queue, lock_token, head_id, locked_by FROM qt_queues
-WHERE scope = :scope AND locked_until <= :now;
+-- A lease taken with the caller's host clock (same key) ends by that clock, others by
+-- the wall clock (hostclock.py). Only locked queues are read (the lease index).
+SELECT queue, lock_token, head_id, locked_by FROM qt_queues INDEXED BY qt_queues_lease
+WHERE scope = :scope AND locked_until IS NOT NULL
+  AND CASE WHEN lease_clock = :host_key THEN lease_clock_until <= :host_at
+           ELSE locked_until <= :now END;
 
 -- name: hold_locked_queue
 -- A timed-out job failed while its thread still runs: the queue stays locked, but
@@ -128,18 +132,27 @@ WHERE scope = :scope AND queue = :queue AND lock_token = :token;
 INSERT INTO qt_queues (scope, queue) VALUES (:scope, :queue) ON CONFLICT DO NOTHING;
 
 -- name: renew_lease
-UPDATE qt_queues SET locked_until = :until
+UPDATE qt_queues
+SET locked_until = :until, lease_clock = :host_key, lease_clock_until = :host_until
 WHERE scope = :scope AND queue = :queue AND lock_token = :token;
 
 -- name: next_ready
 SELECT min(ready_at) FROM qt_queues WHERE scope = :scope AND ready_at IS NOT NULL;
 
 -- name: next_lease_end
-SELECT min(locked_until) FROM qt_queues WHERE scope = :scope AND locked_until IS NOT NULL;
+-- On the wall clock: a lease judged by the caller's host clock ends when what is left
+-- of it on that clock has passed.
+SELECT min(CASE WHEN lease_clock = :host_key THEN :now + (lease_clock_until - :host_at)
+                ELSE locked_until END)
+FROM qt_queues INDEXED BY qt_queues_lease
+WHERE scope = :scope AND locked_until IS NOT NULL;
 
 -- name: has_runnable
 SELECT EXISTS (SELECT 1 FROM qt_queues WHERE scope = :scope AND ready_at <= :now)
-    OR EXISTS (SELECT 1 FROM qt_queues WHERE scope = :scope AND locked_until <= :now);
+    OR EXISTS (SELECT 1 FROM qt_queues INDEXED BY qt_queues_lease
+               WHERE scope = :scope AND locked_until IS NOT NULL
+                 AND CASE WHEN lease_clock = :host_key THEN lease_clock_until <= :host_at
+                          ELSE locked_until <= :now END);
 
 -- name: queues
 -- One statement, so one snapshot: a queue and its head job always agree.
@@ -282,5 +295,7 @@ WHERE scope = :scope AND locked_until IS NOT NULL
 -- name: expire_claim
 -- A lease whose holder is gone ends now: the next step recovers it (a worker lost)
 -- as if it had run out. Fenced by the token: a queue relocked since is left alone.
-UPDATE qt_queues SET locked_until = :now
-WHERE scope = :scope AND lock_token = :token AND locked_until > :now;
+-- From then on the wall clock judges it, whatever host clock it was taken with.
+UPDATE qt_queues SET locked_until = :now, lease_clock = NULL, lease_clock_until = NULL
+WHERE scope = :scope AND lock_token = :token
+  AND (lease_clock IS NOT NULL OR locked_until > :now);

@@ -13,6 +13,7 @@ from .. import sql
 from ..backend import (
     Claim,
     Failure,
+    HostInstant,
     NewJob,
     Outcome,
     Release,
@@ -167,10 +168,20 @@ def _hold(job: Job | None) -> float | None:
     return job.next_attempt_at.timestamp()
 
 
-def expired_jobs(conn: Conn, scope: str, now: float) -> list[tuple[str, Job]]:
+def host_args(host: HostInstant | None, lease: float | None = None) -> dict[str, Any]:
+    """The host clock's query arguments: its key and reading, or the end of a lease."""
+    if host is None:
+        return {"host_key": None, "host_at": None, "host_until": None}
+    return {"host_key": host.key, "host_at": host.at,
+            "host_until": None if lease is None else host.at + lease}
+
+
+def expired_jobs(conn: Conn, scope: str, now: float,
+                 host: HostInstant | None = None) -> list[tuple[str, Job]]:
     """The running jobs whose lease expired, with their tokens (a read)."""
     found = []
-    for _queue, token, head_id, _by in run(conn, "expired_leases", {"scope": scope, "now": now}):
+    args = {"scope": scope, "now": now, **host_args(host)}
+    for _queue, token, head_id, _by in run(conn, "expired_leases", args):
         row = run(conn, "get_job", {"scope": scope, "id": head_id}, one=True)
         if row is not None and token is not None:
             found.append((token, job_from_row(row, now)))
@@ -178,13 +189,14 @@ def expired_jobs(conn: Conn, scope: str, now: float) -> list[tuple[str, Job]]:
 
 
 def recover_expired(conn: Conn, scope: str, now: float, delays: dict[str, float],
-                    result: StepResult, alive: Collection[str] = ()) -> None:
+                    result: StepResult, alive: Collection[str] = (),
+                    host: HostInstant | None = None) -> None:
     """Count the attempt of every job whose lease expired as failed, and free its queue.
 
     ``delays``: the backoff of each expired claim's job by token, computed before the
     transaction (user code never runs inside it); the default formula otherwise.
     """
-    expired = run(conn, "expired_leases", {"scope": scope, "now": now})
+    expired = run(conn, "expired_leases", {"scope": scope, "now": now, **host_args(host)})
     for queue, token, head_id, locked_by in expired:
         if token in alive:
             continue
@@ -211,13 +223,17 @@ def recover_expired(conn: Conn, scope: str, now: float, delays: dict[str, float]
 
 
 def claim_heads(conn: Conn, scope: str, now: float, limit: int, owner: str,
-                until: float, result: StepResult) -> None:
-    """Lock up to ``limit`` runnable queues, oldest-waiting first, and claim their heads."""
+                lease: float, result: StepResult, host: HostInstant | None = None) -> None:
+    """Lock up to ``limit`` runnable queues, oldest-waiting first, and claim their heads.
+
+    Their leases end ``lease`` seconds from ``now``, and from ``host`` if given.
+    """
     ready = run(conn, "ready_queues", {"scope": scope, "now": now, "limit": limit})
+    lease_args = host_args(host, lease)
     for queue, head_id in ready:
         token = new_token()  # names this process: a dead holder is told at once
         args = {"scope": scope, "queue": queue, "id": head_id, "token": token,
-                "owner": owner, "now": now, "until": until}
+                "owner": owner, "now": now, "until": now + lease, **lease_args}
         row = run(conn, "claim_job", args, one=True)
         if row is None:  # the recorded head is stale: repair it, claim nothing
             refresh_head(conn, scope, queue, now)

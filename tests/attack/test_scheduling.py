@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from queuetopia_lite import Queuetopia
+from queuetopia_lite.backend import HostInstant
 from queuetopia_lite.sqlite import SQLiteBackend
 
 from .helpers import Tracker, wait_for
@@ -21,10 +22,11 @@ class CountingBackend(SQLiteBackend):
         self.lock = threading.Lock()
         self.next_due_calls = 0
 
-    def next_due(self, scope: str) -> float | None:
+    def next_due(self, scope: str, now: float | None = None,
+                 host: HostInstant | None = None) -> float | None:
         with self.lock:
             self.next_due_calls += 1
-        return super().next_due(scope)
+        return super().next_due(scope, now, host)
 
 
 def test_scheduler_busy_spins_while_runnable_queues_wait_for_a_worker(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from queuetopia_lite import Backend, JobState
-from queuetopia_lite.backend import Failure, Release, Success
+from queuetopia_lite.backend import Failure, HostInstant, Release, Success
 
 from .helpers import OWNER, SCOPE, T0, claim, fail, new, succeed
 
@@ -312,3 +312,34 @@ def test_timeout_of_a_last_attempt_and_its_release_in_one_step_hold_the_queue(
     assert status.state.value == "blocked"
     (c2,) = claim(backend, T0 + 50)
     assert c2.job.id == second.id and first.id == c.job.id
+
+
+# -- host clocks (hostclock.py): a lease of another clock follows the wall clock ---------
+
+HOST_A = HostInstant("boot-a.1", 500.0)
+
+
+def test_a_lease_taken_with_another_host_clock_is_judged_by_the_wall_clock(
+        backend: Backend) -> None:
+    (job,) = backend.insert_jobs(SCOPE, [new()], T0)
+    (c,) = claim(backend, T0, lease=10, host=HOST_A)
+    # Another host (or a later boot): the clock the lease was taken with means nothing here.
+    other = HostInstant("boot-b.1", 500.0)
+    assert not backend.has_runnable(SCOPE, T0 + 9, other)
+    assert backend.next_due(SCOPE, T0 + 9, other) == T0 + 10
+    result = backend.step(SCOPE, T0 + 11, claim=1, owner=OWNER, host=other,
+                          backoff=lambda j: 0.0)
+    assert [j.id for j in result.failed] == [job.id]
+    assert [r.job.id for r in result.claimed] == [job.id]
+    assert c.token != result.claimed[0].token
+
+
+def test_an_ended_claim_is_recovered_at_once_whatever_clock_it_was_taken_with(
+        backend: Backend) -> None:
+    (job,) = backend.insert_jobs(SCOPE, [new()], T0)
+    (c,) = claim(backend, T0, lease=10, host=HOST_A)
+    assert backend.renew(SCOPE, [c], T0 + 20, HOST_A.after(20)) == []
+    assert backend.expire_claims(SCOPE, [c.token], T0 + 1) == 1  # its holder is gone
+    assert backend.has_runnable(SCOPE, T0 + 1, HOST_A.after(1))
+    result = backend.step(SCOPE, T0 + 1, host=HOST_A.after(1))
+    assert [j.id for j in result.failed] == [job.id]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from queuetopia_lite import Job, JobState, Queuetopia
+from queuetopia_lite import Job, JobState, Queuetopia, hostclock
 
 from ..conftest import wait_until
 
@@ -45,19 +45,13 @@ class OverlapCheck:
             self.running[job.queue] -= 1
 
 
-def test_clock_jumps_never_run_two_jobs_of_a_queue_at_once(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    """Jumps of the clock every scheduler reads, as an NTP step or a VM resume would do.
+def run_through_jumps(db: str, clock: JumpingClock, check: OverlapCheck,
+                      host_clock: bool) -> None:
+    """48 jobs in 4 queues on two schedulers while the wall clock jumps back and forth.
 
-    A forward jump past the lease makes a running job look abandoned to whichever
-    scheduler steps first; the job's late result is refused and its retry waits the
-    backoff. Jobs here are shorter than the backoff (as jobs are shorter than the
-    lease in real use): the retry never overlaps the abandoned run.
+    ``host_clock``: leases follow this host's clock (as with the real wall clock);
+    otherwise the injected wall clock alone.
     """
-    caplog.set_level(logging.WARNING, logger="queuetopia_lite")
-    db = os.fspath(tmp_path / "jobs.db")
-    clock = JumpingClock()
-    check = OverlapCheck()
     producer = Queuetopia(db, durability="normal", clock=clock)
     count = 4 * 12
     producer.create_jobs([(f"q{n % 4}", "a", {"n": n, "seconds": 0.3}) for n in range(count)],
@@ -66,6 +60,8 @@ def test_clock_jumps_never_run_two_jobs_of_a_queue_at_once(
     schedulers = [Queuetopia(db, check, durability="normal", clock=clock, lease=3.0,
                              max_workers=2, poll_interval=0.5) for _ in range(2)]
     for q in schedulers:
+        if host_clock:  # an injected clock comes without one (tests move leases with it)
+            q._host_clock = hostclock.now
         q.start()
     try:
         # Forward jumps make every lease look expired at once (the safety risk); backward
@@ -81,10 +77,40 @@ def test_clock_jumps_never_run_two_jobs_of_a_queue_at_once(
     finally:
         for q in schedulers:
             q.close()
+        producer.close()
+
+
+def test_clock_jumps_never_run_two_jobs_of_a_queue_at_once(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Jumps of a wall clock that leases follow too (no host clock, e.g. not Linux).
+
+    A forward jump past the lease makes a running job look abandoned to whichever
+    scheduler steps first; the job's late result is refused and its retry waits the
+    backoff. Jobs here are shorter than the backoff (as jobs are shorter than the
+    lease in real use): the retry never overlaps the abandoned run.
+    """
+    caplog.set_level(logging.WARNING, logger="queuetopia_lite")
+    check = OverlapCheck()
+    run_through_jumps(os.fspath(tmp_path / "jobs.db"), JumpingClock(), check, host_clock=False)
     assert check.overlaps == []
-    assert sorted(check.runs) == list(range(1, count + 1))
+    assert sorted(check.runs) == list(range(1, 49))
     # Forward jumps past the lease did make running jobs look abandoned: they were taken
     # over, the late results were refused (fencing) and the jobs ran again after a backoff.
     discarded = [r for r in caplog.records if "was discarded" in r.getMessage()]
     assert discarded, "no lease was ever taken over: the jumps tested nothing"
     assert any(runs > 1 for runs in check.runs.values())
+
+
+@pytest.mark.skipif(hostclock.now() is None,
+                    reason="no CLOCK_BOOTTIME or /proc here: leases follow the wall clock")
+def test_with_the_host_clock_wall_jumps_take_no_lease_over(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The same jumps, with leases on this host's clock (the default with the real clock):
+    no lease looks abandoned, so every job runs exactly once."""
+    caplog.set_level(logging.WARNING, logger="queuetopia_lite")
+    check = OverlapCheck()
+    run_through_jumps(os.fspath(tmp_path / "jobs.db"), JumpingClock(), check, host_clock=True)
+    assert check.overlaps == []
+    assert check.runs == {job_id: 1 for job_id in range(1, 49)}
+    discarded = [r.getMessage() for r in caplog.records if "was discarded" in r.getMessage()]
+    assert discarded == []

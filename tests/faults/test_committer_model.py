@@ -5,8 +5,9 @@ run on a real SQLite file, without threads. Each rule is one thing that happens
 concurrently in live schedulers: a worker starts a job or ends it (success, failure,
 GiveUp, Snooze, an error text the database refuses), a job's timeout passes, a
 committer takes one turn with some of the events that reached it (the rest arrive
-during its commit), a runaway's thread ends, an operator cancels or retries, the
-wall clock moves (an unrenewed lease lapses), a lease keeper renews, a second
+during its commit), a runaway's thread ends, an operator cancels or retries, time
+passes (an unrenewed lease lapses), the wall clock alone jumps (no lease lapses: on
+SQLite leases of one host follow its host clock), a lease keeper renews, a second
 process's committer recovers and claims, a stop is asked or taken back, a process
 dies or starts again, the database fails a step. Hypothesis draws the order.
 
@@ -64,6 +65,7 @@ from queuetopia_lite.backend import (
     BackoffFunction,
     Claim,
     Failure,
+    HostInstant,
     NewJob,
     Outcome,
     Release,
@@ -85,6 +87,7 @@ from .. import pgserver
 
 SCOPE = "cm"
 LEASE = 30.0
+HOST_KEY = "model-boot.1"  # both processes on one host
 QUEUES = ["a", "b", "c"]
 WORKERS = 2  # worker threads (and claims) per process
 POISON = "POISON"  # an error text the (wrapped) database refuses to store
@@ -156,7 +159,8 @@ class Faulty:
 
     def step(self, scope: str, now: float, *, outcomes: Sequence[Outcome] = (),
              claim: int = 0, owner: str = "", lease: float = 30.0,
-             backoff: BackoffFunction | None = None, alive: Collection[str] = ()) -> StepResult:
+             backoff: BackoffFunction | None = None, alive: Collection[str] = (),
+             host: HostInstant | None = None) -> StepResult:
         if self.fail_steps > 0:
             self.fail_steps -= 1
             raise DatabaseError("model.db", "injected: disk I/O error", retryable=True)
@@ -166,15 +170,17 @@ class Faulty:
             if outcome.claim.token in self.machine.unsavable and not isinstance(outcome, Release):
                 raise ValueError("injected: this outcome cannot be stored")
         result = self.inner.step(scope, now, outcomes=outcomes, claim=claim, owner=owner,
-                                 lease=lease, backoff=backoff, alive=alive)
-        self.machine.judge_step(list(outcomes), result, now, lease)
+                                 lease=lease, backoff=backoff, alive=alive, host=host)
+        self.machine.judge_step(list(outcomes), result, now if host is None else host.at, lease)
         return result
 
-    def renew(self, scope: str, claims: Sequence[Claim], until: float) -> list[Claim]:
-        lost = self.inner.renew(scope, claims, until)
+    def renew(self, scope: str, claims: Sequence[Claim], until: float,
+              host_until: HostInstant | None = None) -> list[Claim]:
+        lost = self.inner.renew(scope, claims, until, host_until)
         for claim in claims:
             if claim not in lost:
-                self.machine.lease_until[claim.token] = until
+                self.machine.lease_until[claim.token] = (
+                    until if host_until is None else host_until.at)
         return lost
 
 
@@ -190,11 +196,18 @@ class Proc:
 
 
 class CommitterModel(RuleBasedStateMachine):
-    """Two processes' committers on one SQLite file, driven event by event."""
+    """Two processes' committers on one SQLite file, driven event by event.
+
+    Both processes are on one host: their leases follow the host clock (``host_at``),
+    which the wall clock's jumps leave alone.
+    """
+
+    HOST_LEASES = True  # the backend judges leases of this host by the host clock
 
     def __init__(self) -> None:
         super().__init__()
         self.now = 1_800_000_000.0
+        self.host_at = 5_000.0  # CLOCK_BOOTTIME: moves with time, not with wall jumps
         self.actor = Actor()
         self.performer = BoundPerformer(self.actor)
         self.inners = self.open_database()  # two connections: two processes
@@ -210,7 +223,7 @@ class CommitterModel(RuleBasedStateMachine):
         self.violations: list[AssertionError] = []
         # Disruptions per example: beyond these, examples would mostly watch dead processes.
         self.budget = {"faults": 2, "stops": 2, "deaths": 1, "stalls": 2, "operator": 4,
-                       "creates": 12}
+                       "creates": 12, "jumps": 2}
 
     def new_proc(self, slot: int) -> Proc:
         board = Board()
@@ -220,11 +233,24 @@ class CommitterModel(RuleBasedStateMachine):
         committer = Committer(cast(Backend, backend), board, runner, self.performer,
                               Dispatcher(self.performer, events), events, scope=SCOPE,
                               capacity=WORKERS,
-                              lease=LEASE, poll_interval=1.0, clock=self.clock)
+                              lease=LEASE, poll_interval=1.0, clock=self.clock,
+                              host_clock=self.host_clock)
         return Proc(backend, board, runner, committer)
 
     def clock(self) -> float:
         return self.now
+
+    def host_clock(self) -> HostInstant | None:
+        return HostInstant(HOST_KEY, self.host_at) if self.HOST_LEASES else None
+
+    def lease_now(self) -> float:
+        """The clock leases are judged by."""
+        return self.host_at if self.HOST_LEASES else self.now
+
+    def elapse(self, seconds: float) -> None:
+        """Time passes: both clocks move."""
+        self.now += seconds
+        self.host_at += seconds
 
     def teardown(self) -> None:
         try:
@@ -266,7 +292,10 @@ class CommitterModel(RuleBasedStateMachine):
 
     def judge_step(self, outcomes: list[Outcome], result: StepResult, now: float,
                    lease: float) -> None:
-        """Check a committed step before its committer acts on it (SPEC 4.1, 4.2, 4.6)."""
+        """Check a committed step before its committer acts on it (SPEC 4.1, 4.2, 4.6).
+
+        ``now``: the step's instant on the clock leases are judged by.
+        """
         try:
             self._judge_step(outcomes, result, now, lease)
         except AssertionError as exc:
@@ -364,7 +393,8 @@ class CommitterModel(RuleBasedStateMachine):
         mine = {task.claim.token for task in self.tasks()}
         for queue, (token, until) in self.locks().items():
             # A dropped outcome's claim is left to lapse (then the job runs again).
-            if until > self.now and token not in self.unsavable:
+            until = self.lease_until.get(token, until)  # on the clock leases follow
+            if until > self.lease_now() and token not in self.unsavable:
                 assert token in mine, \
                     f"queue {queue!r} is locked by a claim no process holds (until it lapses)"
 
@@ -409,7 +439,15 @@ class CommitterModel(RuleBasedStateMachine):
     def stall(self) -> None:
         """Longer than a lease passes without renewal (a stalled process): leases lapse."""
         self.budget["stalls"] -= 1
-        self.now += LEASE + 1.0
+        self.elapse(LEASE + 1.0)
+
+    @precondition(lambda self: self.HOST_LEASES and self.budget["jumps"] > 0)
+    @rule(seconds=st.sampled_from([LEASE + 1.0, 3600.0, -2.0]))
+    def wall_clock_jumps(self, seconds: float) -> None:
+        """The wall clock jumps (NTP, a VM resumed); the host clock does not: no lease
+        lapses, whatever the wall clock says."""
+        self.budget["jumps"] -= 1
+        self.now += seconds
 
     # -- rules: worker threads --------------------------------------------------------
 
@@ -460,7 +498,7 @@ class CommitterModel(RuleBasedStateMachine):
         elif event == "renew":
             self.keeper_renews(data.draw(st.integers(0, 1), label="slot"))
         elif event == "time":  # backoffs end, snoozes wake, delayed jobs come due
-            self.now += data.draw(st.sampled_from([0.5, 2.0, 5.0]), label="seconds")
+            self.elapse(data.draw(st.sampled_from([0.5, 2.0, 5.0]), label="seconds"))
 
     def worker_starts(self, slot: int, index: int) -> None:
         """A free worker takes a handed job."""
@@ -509,7 +547,8 @@ class CommitterModel(RuleBasedStateMachine):
         proc = self.procs[slot]
         if proc.status == "dead":
             return
-        keeper = LeaseKeeper(cast(Backend, proc.backend), proc.board, SCOPE, LEASE, self.clock)
+        keeper = LeaseKeeper(cast(Backend, proc.backend), proc.board, SCOPE, LEASE, self.clock,
+                             self.host_clock)
         keeper.renew_once(proc.board.claims(runaways_only=proc.status == "exited"))
 
     @precondition(lambda self: self.budget["faults"] > 0)
@@ -583,7 +622,7 @@ class CommitterModel(RuleBasedStateMachine):
                 done = {j.id for j in stored.values() if j.state is JobState.DONE}
                 assert done <= succeeded, f"jobs {done - succeeded} done, never succeeded"
                 return
-            self.now += 5.0
+            self.elapse(5.0)
         left = {j.id: j.state.value for j in self.stored().values() if j.state in UNFINISHED}
         raise AssertionError(f"jobs {left} never finished (a wedge)")
 
@@ -601,6 +640,8 @@ test_committer_model = CommitterModel.TestCase
 
 class PostgresCommitterModel(CommitterModel):
     """The same on Postgres: a fresh schema per example (leases follow the fake clock)."""
+
+    HOST_LEASES = False  # leases follow the database's clock: the fake wall clock here
 
     def open_database(self) -> list[Backend]:
         import psycopg
