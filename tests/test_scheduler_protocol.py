@@ -3,6 +3,7 @@ nothing, stop() and start() behave, and a fork()ed child runs its own scheduler.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import threading
@@ -314,3 +315,101 @@ def test_no_busy_loop_while_our_own_lease_looks_expired(make_q: MakeQ) -> None:
         gate.set()
     wait_until(lambda: q.get_job(job.id).state == JobState.DONE,  # type: ignore[union-attr]
                message="the job's own result saved")
+
+
+class SlotCheck(Performer):
+    """Sync and async actions that count how many perform at once, and a stuck one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lock = threading.Lock()
+        self.performing = 0
+        self.peak = 0
+        self.release = threading.Event()
+
+        @self.action("sync")
+        def sync(job: Job) -> None:
+            self.enter()
+            time.sleep(0.005)
+            self.leave()
+
+        @self.action("aio")
+        async def aio(job: Job) -> None:
+            self.enter()
+            await asyncio.sleep(0.005)
+            self.leave()
+
+        @self.action("stuck")
+        def stuck(job: Job) -> None:
+            self.enter()
+            self.release.wait(30)  # a runaway past its timeout
+
+    def enter(self) -> None:
+        with self.lock:
+            self.performing += 1
+            self.peak = max(self.peak, self.performing)
+
+    def leave(self) -> None:
+        with self.lock:
+            self.performing -= 1
+
+
+def test_claims_ahead_of_the_workers_wait_for_a_free_slot(make_q: MakeQ) -> None:
+    """The committer claims heads ahead of the workers (prefetch): sync and async jobs
+    together, never more than max_workers perform at once."""
+    perf = SlotCheck()
+    q = make_q(perf, max_workers=2)
+    jobs = q.create_jobs([(f"q{i}", "sync" if i % 3 else "aio") for i in range(60)])
+    with q:
+        wait_until(lambda: all(q.get_job(j.id).state is JobState.DONE  # type: ignore[union-attr]
+                               for j in jobs), message="every job done")
+    assert perf.peak == 2
+
+
+def test_a_runaway_gives_its_slot_back_at_its_timeout(make_q: MakeQ) -> None:
+    """With one worker, a job stuck past its timeout keeps its thread but not its slot:
+    the jobs claimed behind it (and later ones) run while it is still stuck."""
+    perf = SlotCheck()
+    q = make_q(perf, max_workers=1)
+    stuck = q.create_job("stuck", "stuck", timeout=0.05, max_attempts=1)
+    jobs = q.create_jobs([(f"q{i}", "sync" if i % 2 else "aio") for i in range(10)])
+    try:
+        with q:
+            wait_until(lambda: all(q.get_job(j.id).state is JobState.DONE  # type: ignore[union-attr]
+                                   for j in jobs), message="the others ran beside the runaway")
+            assert not perf.release.is_set()
+            assert q.get_job(stuck.id).state is JobState.FAILED  # type: ignore[union-attr]
+    finally:
+        perf.release.set()
+    assert perf.peak == 2  # the runaway and one job: the runaway no longer counts
+
+
+def test_stop_gives_back_the_jobs_claimed_ahead(make_q: MakeQ) -> None:
+    """stop() waits for the running job, not for the ones claimed ahead of the workers:
+    those go back to their queues unstarted, their attempts uncounted."""
+    perf = Timeline()
+    go = threading.Event()
+
+    @perf.action("work")
+    def work(job: Job) -> None:
+        perf.mark(job, "start")
+        go.wait(30)
+
+    q = make_q(perf, max_workers=1)
+    first, second = q.create_jobs([("a", "work"), ("b", "work")])
+    q.start()
+    try:
+        # One worker: the first job runs, the second is claimed ahead and waits for it.
+        wait_until(lambda: q.get_job(second.id).state is JobState.RUNNING  # type: ignore[union-attr]
+                   and perf.events["a"] != [], message="a job running and one claimed ahead")
+        q.stop(timeout=0.1)  # returns while the first job still runs
+        wait_until(lambda: q.get_job(second.id).state is JobState.AVAILABLE,  # type: ignore[union-attr]
+                   message="the job claimed ahead given back")
+    finally:
+        go.set()
+        q.stop(timeout=10)
+    assert perf.events["b"] == []  # never started
+    given_back = q.get_job(second.id)
+    assert given_back is not None and given_back.attempts == 0
+    assert q.get_job(first.id).state is JobState.DONE  # type: ignore[union-attr]
+    assert [s.head.id for s in q.queues() if s.queue == "b"] == [second.id]  # type: ignore[union-attr]

@@ -24,6 +24,7 @@ from ..backend import (
     Snoozed,
     StepResult,
     Success,
+    Unclaimed,
     default_backoff,
 )
 from ..errors import DatabaseError
@@ -144,7 +145,7 @@ def lock_queues(cur: Cursor, q: Queries, scope: str, queues: Sequence[str]) -> d
     return {name: QueueRow(*rest) for name, *rest in rows}
 
 
-_KINDS = {Success: "s", Failure: "f", Release: "r", Snoozed: "z"}
+_KINDS = {Success: "s", Failure: "f", Release: "r", Snoozed: "z", Unclaimed: "z"}
 
 
 def _kind(outcome: Outcome) -> str:

@@ -19,7 +19,15 @@ import math
 import time
 from typing import Callable
 
-from ..backend import Backend, BackoffFunction, Failure, Outcome, Release, StepResult
+from ..backend import (
+    Backend,
+    BackoffFunction,
+    Failure,
+    Outcome,
+    Release,
+    StepResult,
+    Unclaimed,
+)
 from ..errors import DatabaseError
 from ..events import Events
 from ..hostclock import HostClock
@@ -111,6 +119,9 @@ class Committer:
         self.iterations += 1
         self._absorb(events)
         self._expire_timeouts()
+        if stopping:  # jobs claimed ahead and not started go back to their queues
+            now = self._clock()
+            self.pending += [Unclaimed(task.claim, now) for task in self._runner.take_back()]
         free = 0 if stopping else self._free()
         if self.pending or (free > 0 and self._backend.has_runnable(
                 self._scope, self._clock(), self._host_clock())):
@@ -247,8 +258,12 @@ class Committer:
         An outcome whose own step raises something other than a database error is
         saved once more with a plain error text, then dropped: its task leaves the
         board, its lease lapses, and the job runs again (at least once). One that
-        meets a retryable database error stays pending for a later step.
+        meets a retryable database error stays pending for a later step; if none
+        could be saved, that error is raised (the same trouble for all, a full disk:
+        the pause before the next try keeps growing).
         """
+        refused: DatabaseError | None = None
+        settled = 0
         for index, outcome in enumerate(outcomes):
             try:
                 part = self._call([outcome], 0)
@@ -257,10 +272,14 @@ class Committer:
                     self.pending[:0] = outcomes[index:]
                     raise
                 self.pending.append(outcome)
+                refused = exc
                 continue
             except Exception as exc:
                 part = self._salvage(outcome, exc)
             self._apply([outcome], part)
+            settled += 1
+        if refused is not None and settled == 0:
+            raise refused
         self._strikes = 0
         if free <= 0:
             return 0
@@ -304,6 +323,8 @@ class Committer:
                 board.tasks[task.claim.token] = task
         self._runner.hand(tasks)  # at once: a batch of async jobs wakes the loop once
         for rejected in result.rejected:
+            if isinstance(rejected, Unclaimed):
+                continue  # its lease lapsed meanwhile: whoever holds the queue now runs it
             log.warning("queuetopia_lite: the result of job %s was discarded: its claim was "
                         "lost (lease expired, job cancelled or taken over)",
                         rejected.claim.job.id)

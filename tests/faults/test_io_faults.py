@@ -197,7 +197,8 @@ def test_scheduler_rides_out_io_errors_and_a_full_disk(
                     pass  # refused: stored nothing, checked below
                 if PLAN.fired:
                     PLAN.arm("write", rng.randint(1, 20))  # and again
-            wait_until(lambda: q.count_jobs()[JobState.RUNNING] == 2, message="jobs running")
+            # Two jobs run (and two more are claimed ahead of the workers).
+            wait_until(lambda: q.count_jobs()[JobState.RUNNING] == 4, message="jobs running")
             # The disk fills up while two jobs run: their completions cannot be saved.
             PLAN.arm("write", 1, code=apsw.SQLITE_FULL, persistent=True)
             try:
