@@ -72,16 +72,6 @@ class Snoozed:
 
 
 @dataclasses.dataclass(frozen=True)
-class Unclaimed(Snoozed):
-    """A job claimed ahead that never started: its scheduler stopped first.
-
-    Saved as a snooze until ``until`` (the stop's instant): back at its queue's
-    head, runnable at once, its attempt uncounted, its error and errors unchanged.
-    No event is emitted for it.
-    """
-
-
-@dataclasses.dataclass(frozen=True)
 class Release:
     """A runaway job's thread has ended: release the queue it kept locked."""
 

@@ -20,7 +20,7 @@ from .job import Job
 log = logging.getLogger("queuetopia_lite")
 
 KINDS = {
-    "job_started": "claimed by this process for its workers (its attempt is counted)",
+    "job_started": "claimed by this process and handed to a worker (its attempt is counted)",
     "job_succeeded": "its action returned; saved as done",
     "job_failed": "a failed attempt was saved (an exception, a timeout); retried or failed",
     "job_gave_up": "the action raised GiveUp: saved as failed, no retry",

@@ -354,9 +354,9 @@ class SlotCheck(Performer):
             self.performing -= 1
 
 
-def test_claims_ahead_of_the_workers_wait_for_a_free_slot(make_q: MakeQ) -> None:
-    """The committer claims heads ahead of the workers (prefetch): sync and async jobs
-    together, never more than max_workers perform at once."""
+def test_max_workers_bounds_sync_and_async_jobs_together(make_q: MakeQ) -> None:
+    """Sync jobs on threads and async ones on the loop: never more than max_workers
+    perform at once, together."""
     perf = SlotCheck()
     q = make_q(perf, max_workers=2)
     jobs = q.create_jobs([(f"q{i}", "sync" if i % 3 else "aio") for i in range(60)])
@@ -368,7 +368,7 @@ def test_claims_ahead_of_the_workers_wait_for_a_free_slot(make_q: MakeQ) -> None
 
 def test_a_runaway_gives_its_slot_back_at_its_timeout(make_q: MakeQ) -> None:
     """With one worker, a job stuck past its timeout keeps its thread but not its slot:
-    the jobs claimed behind it (and later ones) run while it is still stuck."""
+    the other jobs run while it is still stuck."""
     perf = SlotCheck()
     q = make_q(perf, max_workers=1)
     stuck = q.create_job("stuck", "stuck", timeout=0.05, max_attempts=1)
@@ -383,33 +383,3 @@ def test_a_runaway_gives_its_slot_back_at_its_timeout(make_q: MakeQ) -> None:
         perf.release.set()
     assert perf.peak == 2  # the runaway and one job: the runaway no longer counts
 
-
-def test_stop_gives_back_the_jobs_claimed_ahead(make_q: MakeQ) -> None:
-    """stop() waits for the running job, not for the ones claimed ahead of the workers:
-    those go back to their queues unstarted, their attempts uncounted."""
-    perf = Timeline()
-    go = threading.Event()
-
-    @perf.action("work")
-    def work(job: Job) -> None:
-        perf.mark(job, "start")
-        go.wait(30)
-
-    q = make_q(perf, max_workers=1)
-    first, second = q.create_jobs([("a", "work"), ("b", "work")])
-    q.start()
-    try:
-        # One worker: the first job runs, the second is claimed ahead and waits for it.
-        wait_until(lambda: q.get_job(second.id).state is JobState.RUNNING  # type: ignore[union-attr]
-                   and perf.events["a"] != [], message="a job running and one claimed ahead")
-        q.stop(timeout=0.1)  # returns while the first job still runs
-        wait_until(lambda: q.get_job(second.id).state is JobState.AVAILABLE,  # type: ignore[union-attr]
-                   message="the job claimed ahead given back")
-    finally:
-        go.set()
-        q.stop(timeout=10)
-    assert perf.events["b"] == []  # never started
-    given_back = q.get_job(second.id)
-    assert given_back is not None and given_back.attempts == 0
-    assert q.get_job(first.id).state is JobState.DONE  # type: ignore[union-attr]
-    assert [s.head.id for s in q.queues() if s.queue == "b"] == [second.id]  # type: ignore[union-attr]

@@ -24,7 +24,6 @@ from ..backend import (
     Snoozed,
     StepResult,
     Success,
-    Unclaimed,
     default_backoff,
 )
 from ..errors import DatabaseError
@@ -145,7 +144,7 @@ def lock_queues(cur: Cursor, q: Queries, scope: str, queues: Sequence[str]) -> d
     return {name: QueueRow(*rest) for name, *rest in rows}
 
 
-_KINDS = {Success: "s", Failure: "f", Release: "r", Snoozed: "z", Unclaimed: "z"}
+_KINDS = {Success: "s", Failure: "f", Release: "r", Snoozed: "z"}
 
 
 def _kind(outcome: Outcome) -> str:

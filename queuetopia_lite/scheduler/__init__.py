@@ -33,11 +33,9 @@ from .drain import Drainer
 from .helpers import EXPECT_TIME, Dispatcher, LeaseKeeper, check_holders, clean, watch
 from .runner import Runner
 
-# Heads claimed beyond the free workers, per worker: they wait in the runner for a
-# slot, so workers start the next job while the committer commits (fewer commits per
-# job, and the disk's fsync overlaps the work). At most max_workers run at once.
-PREFETCH_PER_WORKER = 1
-PREFETCH_MAX = 16
+# Heads claimed beyond the free workers. None: a claimed job shows as running, and
+# max_workers is documented as how many queues this process runs at once.
+PREFETCH = 0
 
 
 class Scheduler:
@@ -122,8 +120,7 @@ class Scheduler:
             committer = Committer(
                 self._backend, board, runner, self._performer, hooks, self._events,
                 scope=self._scope,
-                capacity=self._max_workers + min(self._max_workers * PREFETCH_PER_WORKER,
-                                                 PREFETCH_MAX),
+                capacity=self._max_workers + PREFETCH,
                 lease=self._lease, poll_interval=self._poll_interval, clock=self._clock,
                 host_clock=self._host_clock)
             keeper = LeaseKeeper(self._backend, board, self._scope, self._lease, self._clock,

@@ -25,7 +25,7 @@ class TaskState(enum.Enum):
 class Task:
     """A claimed job in this process, from its claim until its outcome is saved."""
 
-    __slots__ = ("aio", "claim", "deadline", "ended", "finished", "has_slot", "started", "state",
+    __slots__ = ("aio", "claim", "deadline", "ended", "finished", "started", "state",
                  "timeout_settled")
 
     def __init__(self, claim: Claim) -> None:
@@ -37,7 +37,6 @@ class Task:
         # Awaited on the scheduler's event loop (not a worker thread): its asyncio
         # task once started there, else True; None for a job on a worker thread.
         self.aio: object | None = None
-        self.has_slot = False  # counts toward the runner's workers (started, not a runaway)
         self.started = 0.0  # time.monotonic() when it began performing
         self.finished: float | None = None  # time.monotonic() when it returned or timed out
 

@@ -19,15 +19,7 @@ import math
 import time
 from typing import Callable
 
-from ..backend import (
-    Backend,
-    BackoffFunction,
-    Failure,
-    Outcome,
-    Release,
-    StepResult,
-    Unclaimed,
-)
+from ..backend import Backend, BackoffFunction, Failure, Outcome, Release, StepResult
 from ..errors import DatabaseError
 from ..events import Events
 from ..hostclock import HostClock
@@ -119,9 +111,6 @@ class Committer:
         self.iterations += 1
         self._absorb(events)
         self._expire_timeouts()
-        if stopping:  # jobs claimed ahead and not started go back to their queues
-            now = self._clock()
-            self.pending += [Unclaimed(task.claim, now) for task in self._runner.take_back()]
         free = 0 if stopping else self._free()
         if self.pending or (free > 0 and self._backend.has_runnable(
                 self._scope, self._clock(), self._host_clock())):
@@ -323,8 +312,6 @@ class Committer:
                 board.tasks[task.claim.token] = task
         self._runner.hand(tasks)  # at once: a batch of async jobs wakes the loop once
         for rejected in result.rejected:
-            if isinstance(rejected, Unclaimed):
-                continue  # its lease lapsed meanwhile: whoever holds the queue now runs it
             log.warning("queuetopia_lite: the result of job %s was discarded: its claim was "
                         "lost (lease expired, job cancelled or taken over)",
                         rejected.claim.job.id)

@@ -15,7 +15,7 @@ import dataclasses
 from datetime import datetime
 from typing import Mapping, Sequence
 
-from ..backend import Claim, Failure, Outcome, Snoozed, StepResult, Success, Unclaimed
+from ..backend import Claim, Failure, Outcome, Snoozed, StepResult, Success
 from ..events import Event
 from ..job import FINISHED_STATES, Job, JobState, to_datetime
 from ..rows import job_state
@@ -33,7 +33,7 @@ def step_events(outcomes: Sequence[Outcome], result: StepResult, now: float,
     failed = list(result.failed)
     events: list[Event] = []
     for outcome in outcomes:
-        if id(outcome) in rejected or isinstance(outcome, Unclaimed):
+        if id(outcome) in rejected:
             continue
         claimed = outcome.claim.job
         duration = durations.get(outcome.claim.token)

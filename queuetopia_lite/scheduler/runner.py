@@ -1,11 +1,9 @@
 """Runs the jobs the committer hands over, and posts their outcomes on the board.
 
-At most ``workers`` jobs run at once; the committer may hand over more (it claims
-a few ahead, so workers need not wait for its commit): they wait here, in the
-order handed, for a slot. Sync actions run on worker threads, started as needed
-up to ``workers``. Async actions (an ``async def``, or an action that returns an
-awaitable) are awaited on one event loop thread (aioloop.py): a job that awaits
-holds no worker thread, but still a slot. Workers never touch the database.
+Sync actions run on worker threads, started as needed up to ``workers``. Async
+actions (an ``async def``, or an action that returns an awaitable) are awaited
+on one event loop thread (aioloop.py): a job that awaits holds no worker
+thread. Workers never touch the database.
 
 A job past its timeout is given up by the committer (abandon): a worker thread
 running it stops counting toward ``workers`` at once, so a runaway keeps its
@@ -15,7 +13,6 @@ the task posts ``(task, None)`` once its thread or coroutine has really ended.
 
 from __future__ import annotations
 
-import collections
 import functools
 import inspect
 import queue as queues
@@ -46,54 +43,22 @@ class Runner:
         self._lock = threading.Lock()
         self._threads = 0  # worker threads that count toward ``workers`` (runaways do not)
         self._loop: LoopThread | None = None
-        self._waiting: collections.deque[Task] = collections.deque()  # handed (board lock)
-        self._slots = workers  # jobs that may start now: workers less running (board lock)
 
     def start(self) -> None:
         """Nothing to do: threads and the loop start with the first job that needs them."""
 
     def hand(self, tasks: list[Task]) -> None:
-        """Run claimed jobs, in this order, as slots free up."""
-        with self._board.lock:
-            self._waiting.extend(tasks)
-        self._dispatch()
-
-    def _dispatch(self) -> None:
-        """Start waiting jobs while a slot is free: on the event loop if their action is
-        async, else on workers."""
-        with self._board.lock:
-            starting = []
-            while self._waiting and self._slots > 0:
-                task = self._waiting.popleft()
-                task.has_slot = True
-                self._slots -= 1
-                starting.append(task)
-        if not starting:
-            return
-        awaited = [task for task in starting if self._performer.is_async(task.claim.job)]
+        """Run claimed jobs: on the event loop if their action is async, else on workers."""
+        awaited = [task for task in tasks if self._performer.is_async(task.claim.job)]
         if awaited:
             with self._board.lock:
                 for task in awaited:
                     task.aio = True
             self._event_loop().spawn(*[functools.partial(self._await, task, None)
                                        for task in awaited])
-        for task in starting:
+        for task in tasks:
             if task.aio is None:
                 self._to_thread(task)
-
-    def take_back(self) -> list[Task]:
-        """The jobs handed over that have not started (a stop): they never will here."""
-        with self._board.lock:
-            tasks, self._waiting = list(self._waiting), collections.deque()
-            for task in tasks:
-                task.state = TaskState.FINISHED
-            return tasks
-
-    def _give_slot_back(self, task: Task) -> None:
-        """The task no longer counts toward ``workers`` (board lock held)."""
-        if task.has_slot:
-            task.has_slot = False
-            self._slots += 1
 
     def _to_thread(self, task: Task) -> None:
         self._work.put(task)
@@ -110,7 +75,6 @@ class Runner:
         counting its thread (the slot goes to the next job)."""
         with self._board.lock:
             aio = task.aio
-            self._give_slot_back(task)  # a runaway does not count: the next job may start
         if aio is None:
             with self._lock:
                 self._threads -= 1
@@ -119,7 +83,6 @@ class Runner:
             self._loop.cancel(aio, f"queuetopia_lite: job {job.id} passed its {job.timeout} s "
                                    "timeout")
         # else: not started on the loop yet; it will see TIMED_OUT and not run
-        self._dispatch()
 
     def stop(self) -> None:
         """Tell every worker to end once the jobs handed to it are done; the loop ends
@@ -153,7 +116,6 @@ class Runner:
     def _finish(self, task: Task, outcome: Outcome) -> bool:
         """Post a performed job's outcome; False if it had timed out (result discarded)."""
         with self._board.lock:
-            self._give_slot_back(task)
             if task.state is TaskState.TIMED_OUT:
                 task.ended = True
                 self._board.post(task, None)
@@ -181,7 +143,6 @@ class Runner:
             if not self._finish(task, outcome):
                 return  # a runaway: the abandon() of its timeout freed this thread's slot
             self._idle.release()
-            self._dispatch()  # after the release: a waiting sync job comes to this thread
 
     def _to_loop(self, task: Task, awaitable: Awaitable[object]) -> bool:
         """Hand a worker's awaitable to the loop; False if the job timed out meanwhile."""
@@ -225,7 +186,6 @@ class Runner:
         else:
             outcome = Success(task.claim)
         self._finish(task, outcome)
-        self._dispatch()
 
     def begin(self, task: Task) -> None:
         """A worker starts the task's job: its timeout counts from now."""

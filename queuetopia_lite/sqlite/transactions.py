@@ -20,7 +20,6 @@ from ..backend import (
     Snoozed,
     StepResult,
     Success,
-    Unclaimed,
     default_backoff,
 )
 from ..errors import JobNotFoundError
@@ -126,9 +125,7 @@ def save_outcome(conn: Conn, scope: str, outcome: Outcome, now: float,
         saved = changes(conn) == 1
     elif isinstance(outcome, Snoozed):
         run(conn, "job_snoozed", {**job_args, "until": outcome.until})
-        saved = changes(conn) == 1
-        # A job claimed ahead and given back never ran: its queue stays as blocked as it was.
-        snoozed = saved and not isinstance(outcome, Unclaimed)
+        saved = snoozed = changes(conn) == 1
     elif isinstance(outcome, Failure):
         job_args.update(error=outcome.error, next_attempt_at=outcome.next_attempt_at,
                         give_up=outcome.give_up)

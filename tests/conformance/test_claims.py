@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from queuetopia_lite import Backend, JobState
-from queuetopia_lite.backend import Failure, HostInstant, Release, Success, Unclaimed
+from queuetopia_lite.backend import Failure, HostInstant, Release, Success
 
 from .helpers import OWNER, SCOPE, T0, claim, fail, new, succeed
 
@@ -343,20 +343,3 @@ def test_an_ended_claim_is_recovered_at_once_whatever_clock_it_was_taken_with(
     assert backend.has_runnable(SCOPE, T0 + 1, HOST_A.after(1))
     result = backend.step(SCOPE, T0 + 1, host=HOST_A.after(1))
     assert [j.id for j in result.failed] == [job.id]
-
-
-def test_a_job_claimed_ahead_and_given_back_is_as_it_was(backend: Backend) -> None:
-    """Unclaimed: a job claimed for a worker that never started it (its scheduler stopped)."""
-    (job,) = backend.insert_jobs(SCOPE, [new()], T0)
-    (first,) = claim(backend, T0)
-    fail(backend, first, T0 + 1, delay=1.0, error="RuntimeError: first")
-    (again,) = claim(backend, T0 + 3)
-    assert again.job.attempts == 2
-    result = backend.step(SCOPE, T0 + 4, outcomes=[Unclaimed(again, T0 + 4)])
-    assert result.rejected == [] and result.failed == []
-    stored = backend.get_job(SCOPE, job.id, T0 + 4)
-    assert stored is not None and stored.state is JobState.AVAILABLE
-    assert stored.attempts == 1  # the attempt that never started is not counted
-    assert stored.error == "RuntimeError: first" and len(stored.errors) == 1
-    (taken,) = claim(backend, T0 + 4)  # runnable at once, still its queue's head
-    assert taken.job.id == job.id and taken.job.attempts == 2

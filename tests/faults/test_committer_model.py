@@ -9,8 +9,7 @@ during its commit), a runaway's thread ends, an operator cancels or retries, tim
 passes (an unrenewed lease lapses), the wall clock alone jumps (no lease lapses: on
 SQLite leases of one host follow its host clock), a lease keeper renews, a second
 process's committer recovers and claims, a stop is asked or taken back, a process
-dies or starts again, the database fails a step. Each process claims heads ahead of its
-workers (prefetch): a stop gives back the ones not started. Hypothesis draws the order.
+dies or starts again, the database fails a step. Hypothesis draws the order.
 
 SPEC 4 judges after every rule, and at every claim:
 
@@ -78,7 +77,6 @@ from queuetopia_lite.errors import DatabaseError, JobStateError
 from queuetopia_lite.events import Events
 from queuetopia_lite.performer import BoundPerformer
 from queuetopia_lite.running import perform
-from queuetopia_lite.scheduler import PREFETCH_MAX, PREFETCH_PER_WORKER
 from queuetopia_lite.scheduler.board import Board, Task, TaskState
 from queuetopia_lite.scheduler.committer import Committer
 from queuetopia_lite.scheduler.helpers import Dispatcher, LeaseKeeper
@@ -91,8 +89,7 @@ SCOPE = "cm"
 LEASE = 30.0
 HOST_KEY = "model-boot.1"  # both processes on one host
 QUEUES = ["a", "b", "c"]
-WORKERS = 2  # worker threads per process
-PREFETCH = min(WORKERS * PREFETCH_PER_WORKER, PREFETCH_MAX)  # claims beyond them, as Scheduler
+WORKERS = 2  # worker threads (and claims) per process
 POISON = "POISON"  # an error text the (wrapped) database refuses to store
 LOCKS = ("SELECT queue, lock_token, locked_until FROM {table} WHERE scope = ? AND lock_token "
          "IS NOT NULL")
@@ -141,13 +138,6 @@ class FakeRunner(Runner):
 
     def hand(self, tasks: list[Task]) -> None:
         self.handed.extend(tasks)
-
-    def take_back(self) -> list[Task]:
-        tasks, self.handed = self.handed, []
-        with self._board.lock:
-            for task in tasks:
-                task.state = TaskState.FINISHED
-        return tasks
 
     def abandon(self, task: Task) -> None:
         self.free_threads += 1
@@ -242,7 +232,7 @@ class CommitterModel(RuleBasedStateMachine):
         events = Events()
         committer = Committer(cast(Backend, backend), board, runner, self.performer,
                               Dispatcher(self.performer, events), events, scope=SCOPE,
-                              capacity=WORKERS + PREFETCH,  # claims wait for a thread
+                              capacity=WORKERS,
                               lease=LEASE, poll_interval=1.0, clock=self.clock,
                               host_clock=self.host_clock)
         return Proc(backend, board, runner, committer)
