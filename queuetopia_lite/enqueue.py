@@ -41,8 +41,10 @@ class Enqueuer:
     def _reset(self) -> None:
         # Made anew in a fork()ed child: a parent's thread may have held these locks.
         self._pid = os.getpid()
-        self._lock = threading.Lock()  # guards _waiting
-        self._turn = threading.Lock()  # held by the caller writing a batch
+        # Guards _waiting and _writing; waiters sleep on it until their request is
+        # done or nobody writes (then the first awake writes every waiting request).
+        self._changed = threading.Condition(threading.Lock())
+        self._writing = False  # a caller is writing a batch
         self._waiting: list[_Request] = []
 
     def insert(self, new: Sequence[NewJob]) -> list[Job]:
@@ -50,13 +52,24 @@ class Enqueuer:
         if self._pid != os.getpid():
             self._reset()
         request = _Request(new)
-        with self._lock:
+        changed = self._changed
+        with changed:
             self._waiting.append(request)
-        with self._turn:
-            if not request.done:  # nobody wrote it while we waited: write every waiting one
-                with self._lock:
-                    batch, self._waiting = self._waiting, []
+            while self._writing and not request.done:
+                changed.wait()
+            lead = not request.done  # nobody wrote it while we waited: write every waiting one
+            if lead:
+                batch, self._waiting = self._waiting, []
+                self._writing = True
+        if lead:
+            try:
                 self._write(batch)
+            finally:
+                # Every caller of the batch returns at once (not one by one after the
+                # next batch's writer), and a waiting one takes the next turn.
+                with changed:
+                    self._writing = False
+                    changed.notify_all()
         if request.error is not None:
             raise request.error
         return request.jobs
