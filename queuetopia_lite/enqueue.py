@@ -11,22 +11,21 @@ caller in it, and nothing of it is stored.
 from __future__ import annotations
 
 import os
-import threading
 from typing import Callable, Sequence
 
 from .backend import Backend, NewJob
+from .combine import Combiner, Request
 from .errors import InvalidJobError
 from .job import Job
 
 
-class _Request:
-    __slots__ = ("done", "error", "jobs", "new")
+class _Request(Request):
+    __slots__ = ("jobs", "new")
 
     def __init__(self, new: Sequence[NewJob]) -> None:
+        super().__init__()
         self.new = new
         self.jobs: list[Job] = []
-        self.error: BaseException | None = None
-        self.done = False
 
 
 class Enqueuer:
@@ -41,35 +40,14 @@ class Enqueuer:
     def _reset(self) -> None:
         # Made anew in a fork()ed child: a parent's thread may have held these locks.
         self._pid = os.getpid()
-        # Guards _waiting and _writing; waiters sleep on it until their request is
-        # done or nobody writes (then the first awake writes every waiting request).
-        self._changed = threading.Condition(threading.Lock())
-        self._writing = False  # a caller is writing a batch
-        self._waiting: list[_Request] = []
+        self._combiner: Combiner[_Request] = Combiner()
 
     def insert(self, new: Sequence[NewJob]) -> list[Job]:
         """Store these jobs (all or none) and return them in order."""
         if self._pid != os.getpid():
             self._reset()
         request = _Request(new)
-        changed = self._changed
-        with changed:
-            self._waiting.append(request)
-            while self._writing and not request.done:
-                changed.wait()
-            lead = not request.done  # nobody wrote it while we waited: write every waiting one
-            if lead:
-                batch, self._waiting = self._waiting, []
-                self._writing = True
-        if lead:
-            try:
-                self._write(batch)
-            finally:
-                # Every caller of the batch returns at once (not one by one after the
-                # next batch's writer), and a waiting one takes the next turn.
-                with changed:
-                    self._writing = False
-                    changed.notify_all()
+        self._combiner.submit(request, self._write)
         if request.error is not None:
             raise request.error
         return request.jobs
