@@ -18,6 +18,8 @@ from .combine import Combiner, Request
 from .errors import InvalidJobError
 from .job import Job
 
+GATHER = 0.001  # seconds a creator finding nobody writing waits for the last batch's callers
+
 
 class _Request(Request):
     __slots__ = ("jobs", "new")
@@ -40,7 +42,7 @@ class Enqueuer:
     def _reset(self) -> None:
         # Made anew in a fork()ed child: a parent's thread may have held these locks.
         self._pid = os.getpid()
-        self._combiner: Combiner[_Request] = Combiner()
+        self._combiner: Combiner[_Request] = Combiner(gather=GATHER)
 
     def insert(self, new: Sequence[NewJob]) -> list[Job]:
         """Store these jobs (all or none) and return them in order."""
