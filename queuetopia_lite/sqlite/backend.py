@@ -41,12 +41,12 @@ from .transactions import (
 )
 
 SCHEMA_VERSION = 5
-LIBRARY_LOOK_EVERY = 0.01  # seconds: enqueues within this of a clean look skip their own
 PRUNE_BATCH = 2000  # rows deleted by prune's first write transaction; then it adapts:
 PRUNE_HOLD = 0.02  # seconds of write lock a prune batch aims at
 PRUNE_BATCH_MIN, PRUNE_BATCH_MAX = 100, 20_000  # rows per batch
 _MIGRATIONS = sql.load(__package__, "migrations.sql")
 _STATE_SQL = state_filter_sql(":now")
+LIBRARY_LOOK_EVERY = 0.01  # seconds: enqueues within this of a clean look skip their own
 
 
 class SQLiteBackend:
