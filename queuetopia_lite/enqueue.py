@@ -11,22 +11,23 @@ caller in it, and nothing of it is stored.
 from __future__ import annotations
 
 import os
-import threading
 from typing import Callable, Sequence
 
 from .backend import Backend, NewJob
+from .combine import Combiner, Request
 from .errors import InvalidJobError
 from .job import Job
 
+GATHER = 0.001  # seconds a creator finding nobody writing waits for the last batch's callers
 
-class _Request:
-    __slots__ = ("done", "error", "jobs", "new")
+
+class _Request(Request):
+    __slots__ = ("jobs", "new")
 
     def __init__(self, new: Sequence[NewJob]) -> None:
+        super().__init__()
         self.new = new
         self.jobs: list[Job] = []
-        self.error: BaseException | None = None
-        self.done = False
 
 
 class Enqueuer:
@@ -41,22 +42,14 @@ class Enqueuer:
     def _reset(self) -> None:
         # Made anew in a fork()ed child: a parent's thread may have held these locks.
         self._pid = os.getpid()
-        self._lock = threading.Lock()  # guards _waiting
-        self._turn = threading.Lock()  # held by the caller writing a batch
-        self._waiting: list[_Request] = []
+        self._combiner: Combiner[_Request] = Combiner(gather=GATHER)
 
     def insert(self, new: Sequence[NewJob]) -> list[Job]:
         """Store these jobs (all or none) and return them in order."""
         if self._pid != os.getpid():
             self._reset()
         request = _Request(new)
-        with self._lock:
-            self._waiting.append(request)
-        with self._turn:
-            if not request.done:  # nobody wrote it while we waited: write every waiting one
-                with self._lock:
-                    batch, self._waiting = self._waiting, []
-                self._write(batch)
+        self._combiner.submit(request, self._write)
         if request.error is not None:
             raise request.error
         return request.jobs

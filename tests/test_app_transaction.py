@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -211,6 +212,22 @@ def test_new_users_scenario_with_apsw_is_refused_never_lost(tmp_path: Path) -> N
     c.close()
     q.close()
     assert Queuetopia(path).list_jobs() == []  # refused, not reported stored
+
+
+def test_an_enqueue_after_sqlite3_opened_the_file_later_is_refused(tmp_path: Path) -> None:
+    if not os.path.isdir("/proc/self/fd"):
+        pytest.skip("this platform does not show a process's open files (/proc)")
+    path = os.fspath(tmp_path / "app.db")
+    q = Queuetopia(path, durability="normal")
+    q.create_job("a", "ok")  # a clean look: enqueues within 10 ms share it
+    c = sqlite3.connect(path)
+    c.execute("SELECT count(*) FROM qt_jobs").fetchall()  # its first read maps the WAL index
+    time.sleep(0.02)
+    with pytest.raises(InvalidJobError, match="driver='sqlite3'"):
+        q.create_job("a", "ok")
+    c.close()
+    q.close()
+    assert len(Queuetopia(path).list_jobs()) == 1
 
 
 def test_opening_a_file_this_process_holds_through_sqlite3_is_refused(tmp_path: Path) -> None:

@@ -47,7 +47,7 @@ def test_concurrent_creators_share_transactions_and_get_their_own_jobs(
     for thread in threads:
         thread.start()
     # The first writes (held at the gate); the seven others line up behind it.
-    wait_until(lambda: len(enqueuer._waiting) == 7, message="seven waiting creators")
+    wait_until(lambda: len(enqueuer._combiner._waiting) == 7, message="seven waiting creators")
     counting.gate.set()
     for thread in threads:
         thread.join(10)
@@ -110,3 +110,46 @@ def backend(tmp_path: Path) -> Backend:  # SQLite is enough: the combining is ab
     from queuetopia_lite.sqlite import SQLiteBackend
 
     return SQLiteBackend(tmp_path / "jobs.db", durability="normal")
+
+
+def test_concurrent_writes_share_a_transaction_and_a_failing_one_leaves_nothing(
+        tmp_path: Path) -> None:
+    from queuetopia_lite.sqlite.connection import Connections
+
+    conns = Connections(str(tmp_path / "w.db"), "normal")
+    conns.write(lambda conn: conn.execute("CREATE TABLE t (x INTEGER)"))
+    gate = threading.Event()
+    outcomes: dict[int, object] = {}
+
+    def first(conn: object) -> str:
+        gate.wait(10)  # the others line up behind this write
+        return "first"
+
+    def body(k: int) -> object:
+        def insert(conn: object) -> int:
+            conn.execute("INSERT INTO t VALUES (?)", (k,))  # type: ignore[attr-defined]
+            if k == 2:
+                raise ValueError("refused")
+            return k
+        return insert
+
+    def call(k: int) -> None:
+        try:
+            outcomes[k] = conns.write(first if k == 0 else body(k))  # type: ignore[arg-type]
+        except ValueError as exc:
+            outcomes[k] = exc
+
+    threads = [threading.Thread(target=call, args=(k,)) for k in range(4)]
+    threads[0].start()
+    wait_until(lambda: conns._writes._busy, message="the first write under way")
+    for thread in threads[1:]:
+        thread.start()
+    wait_until(lambda: len(conns._writes._waiting) == 3, message="three waiting writes")
+    gate.set()
+    for thread in threads:
+        thread.join(10)
+    assert outcomes[0] == "first" and outcomes[1] == 1 and outcomes[3] == 3
+    assert isinstance(outcomes[2], ValueError)  # its own error; its insert rolled back
+    rows = conns.read(lambda conn: conn.execute("SELECT x FROM t ORDER BY x").fetchall())
+    assert [tuple(r) for r in rows] == [(1,), (3,)]
+    conns.close_all()

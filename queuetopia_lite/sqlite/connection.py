@@ -15,8 +15,9 @@ import random
 import threading
 import time
 import weakref
-from typing import Callable, TypeVar
+from typing import Callable, TypeVar, cast
 
+from ..combine import Combiner, Request
 from ..errors import DatabaseError, InvalidJobError
 from . import drivers, forkgate
 from .drivers import Conn
@@ -31,6 +32,7 @@ APPLICATION_ID = 0x51544C31  # "QTL1": how version 1 marked its files (no longer
 JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes of WAL kept after a checkpoint
 SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL"}
 _IN_MEMORY = ("", ":memory:")
+LATE_ROUNDS = 2  # rounds of writes that arrive during a shared transaction and join it
 
 
 # Connections inherited through fork(): kept referenced so that no deallocation
@@ -73,6 +75,17 @@ def writer_lock(path: str) -> threading.Lock:
     return lock
 
 
+class _Write(Request):
+    """One caller's body waiting for a shared write transaction."""
+
+    __slots__ = ("body", "result")
+
+    def __init__(self, body: Callable[[Conn], object]) -> None:
+        super().__init__()
+        self.body = body
+        self.result: object = None
+
+
 class Connections:
     """Hands each thread its own connection to one database file."""
 
@@ -99,6 +112,8 @@ class Connections:
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self._generation = 0  # bumped by close_all: older connections are closed
+        self._writes: Combiner[_Write] = Combiner()  # writes sharing transactions (see write)
+        self._writes_pid = os.getpid()
         forkgate.install()
 
     def get(self) -> Conn:
@@ -148,20 +163,73 @@ class Connections:
                              retryable=not drivers.needs_a_person(exc))
 
     def write(self, body: Callable[[Conn], T]) -> T:
-        """Run ``body`` in a BEGIN IMMEDIATE transaction, retrying it while busy."""
+        """Run ``body`` in a BEGIN IMMEDIATE transaction, retrying it while busy.
+
+        Writes of this process's threads that wait at the same moment share one
+        transaction (one commit, one fsync): the first to get the turn runs every
+        waiting body, each in a savepoint of its own, so one that raises leaves
+        nothing and the others are kept; if the transaction itself fails (its
+        COMMIT, an error that ends it), every body of it fails with that error and
+        nothing of it is stored. Each caller gets its own result or error.
+        """
+        self._idle()  # this thread inside q.transaction(): refused here, not in another's
         def once() -> T:
+            return cast(T, self._shared(body))
+        return self._while_busy(once, self._locked)
+
+    def _shared(self, body: Callable[[Conn], object]) -> object:
+        if self._writes_pid != os.getpid():  # a fork()ed child: a parent's thread may hold it
+            self._writes_pid = os.getpid()
+            self._writes = Combiner()
+        request = _Write(body)
+        self._writes.submit(request, self._write_batch)
+        if request.error is not None:
+            raise request.error
+        return request.result
+
+    def _write_batch(self, batch: list[_Write]) -> None:
+        """Run the bodies in one transaction and settle each (see write)."""
+        try:
             with GATE.passage(), writer_lock(self.path):
                 conn = self._idle()
                 conn.execute("BEGIN IMMEDIATE")
                 try:
-                    result = body(conn)
+                    if len(batch) == 1:
+                        batch[0].result = batch[0].body(conn)
+                    else:
+                        for request in batch:
+                            self._in_savepoint(conn, request)
+                    # Writes that arrived meanwhile join before the commit (a few rounds:
+                    # a steady stream must not keep the transaction open).
+                    for _ in range(LATE_ROUNDS):
+                        late = self._writes.take_waiting()
+                        if not late:
+                            break
+                        batch += late
+                        for request in late:
+                            self._in_savepoint(conn, request)
                     conn.execute("COMMIT")
                 except BaseException:
                     if drivers.in_transaction(conn):
                         conn.execute("ROLLBACK")
                     raise
-                return result
-        return self._while_busy(once, self._locked)
+        except BaseException as exc:  # rolled back: nothing of the batch is stored
+            for request in batch:
+                request.error, request.result = exc, None
+        for request in batch:
+            request.done = True
+
+    @staticmethod
+    def _in_savepoint(conn: Conn, request: _Write) -> None:
+        conn.execute("SAVEPOINT qt_write")
+        try:
+            request.result = request.body(conn)
+        except BaseException as exc:
+            if not drivers.in_transaction(conn):
+                raise  # the error ended the transaction: the whole batch fails
+            conn.execute("ROLLBACK TO qt_write")
+            request.error = exc
+        conn.execute("RELEASE qt_write")
 
     def begin(self) -> Conn:
         """This thread's connection inside a new BEGIN IMMEDIATE (retried while busy)."""

@@ -278,13 +278,25 @@ def _libraries_mapping(path: str) -> int:
             chunks.append(chunk)
     finally:
         os.close(fd)
-    device = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}"
+    device = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}".encode()
+    inode = str(st.st_ino).encode()
+    maps = b"".join(chunks)
+    # Only the lines naming the file are split (a few of some hundreds): this runs at
+    # every enqueue, holding the GIL.
+    needle = b" " + device + b" " + inode + b" "
     count = 0
-    for line in b"".join(chunks).decode(errors="replace").splitlines():
-        parts = line.split(None, 5)  # address perms offset device inode path
-        if (len(parts) >= 5 and parts[4] == str(st.st_ino) and parts[3] == device
+    seen = -1  # the start of the last line counted
+    at = maps.find(needle)
+    while at >= 0:
+        start = maps.rfind(b"\n", 0, at) + 1
+        end = maps.find(b"\n", at)
+        parts = maps[start:len(maps) if end < 0 else end].split(None, 5)
+        # address perms offset device inode path
+        if (start != seen and len(parts) >= 5 and parts[4] == inode and parts[3] == device
                 and int(parts[2], 16) == 0):
             count += 1
+            seen = start
+        at = maps.find(needle, at + 1)
     return count
 
 
