@@ -14,7 +14,7 @@ import os
 from typing import Callable, Sequence
 
 from .backend import Backend, NewJob
-from .combine import Combiner, Request
+from .combine import Combiner, Request, settle_interrupted
 from .errors import InvalidJobError
 from .job import Job
 
@@ -66,7 +66,8 @@ class Enqueuer:
                     self._write([request])
             return
         except BaseException as exc:  # the transaction rolled back: nothing of it is stored
-            self._settle(batch, error=exc)
+            # A Ctrl-C is raised again here; the other callers may try again.
+            settle_interrupted(batch, exc, lambda: self._backend.location)
             return
         for request in batch:
             request.jobs, created = created[:len(request.new)], created[len(request.new):]

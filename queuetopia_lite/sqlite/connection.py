@@ -17,7 +17,7 @@ import time
 import weakref
 from typing import Callable, TypeVar, cast
 
-from ..combine import Combiner, Request
+from ..combine import Combiner, Request, settle_interrupted
 from ..errors import DatabaseError, InvalidJobError
 from . import drivers, forkgate
 from .drivers import Conn
@@ -179,8 +179,8 @@ class Connections:
 
     def _shared(self, body: Callable[[Conn], object]) -> object:
         if self._writes_pid != os.getpid():  # a fork()ed child: a parent's thread may hold it
+            self._writes = Combiner()  # before the pid: another thread must not use the old
             self._writes_pid = os.getpid()
-            self._writes = Combiner()
         request = _Write(body)
         self._writes.submit(request, self._write_batch)
         if request.error is not None:
@@ -215,7 +215,9 @@ class Connections:
                     raise
         except BaseException as exc:  # rolled back: nothing of the batch is stored
             for request in batch:
-                request.error, request.result = exc, None
+                request.result = None
+            settle_interrupted(batch, exc, lambda: self.path)  # a Ctrl-C: raised again here
+            return
         for request in batch:
             request.done = True
 
@@ -224,7 +226,7 @@ class Connections:
         conn.execute("SAVEPOINT qt_write")
         try:
             request.result = request.body(conn)
-        except BaseException as exc:
+        except Exception as exc:  # a Ctrl-C is not this body's failure: the batch ends
             if not drivers.in_transaction(conn):
                 raise  # the error ended the transaction: the whole batch fails
             conn.execute("ROLLBACK TO qt_write")
