@@ -41,8 +41,9 @@ class Enqueuer:
 
     def _reset(self) -> None:
         # Made anew in a fork()ed child: a parent's thread may have held these locks.
-        self._pid = os.getpid()
+        # The pid last: another thread of the child must not take the parent's combiner.
         self._combiner: Combiner[_Request] = Combiner(gather=GATHER)
+        self._pid = os.getpid()
 
     def insert(self, new: Sequence[NewJob]) -> list[Job]:
         """Store these jobs (all or none) and return them in order."""
