@@ -33,8 +33,10 @@ from .drain import Drainer
 from .helpers import EXPECT_TIME, Dispatcher, LeaseKeeper, check_holders, clean, watch
 from .runner import Runner
 
-# Heads claimed beyond the free workers. None: a claimed job shows as running, and
-# max_workers is documented as how many queues this process runs at once.
+# Heads claimed beyond the free workers: none. A job claimed ahead reads as running
+# before it starts, so a cancel would not stop it, a killed process would charge it a
+# lost attempt, and other processes' idle workers could not take it. Measured faster
+# (benchmarks/README.md), left out for those reasons.
 PREFETCH = 0
 
 
