@@ -2,8 +2,9 @@
 
 It collects the workers' outcomes, enforces timeouts, and in one transaction
 saves every outcome that arrived and claims heads for the free workers (none
-ahead of them: see PREFETCH in __init__.py). What arrives during a commit forms the next batch, so a busy
-process commits as often as the database allows and an idle one at once.
+ahead of them: see PREFETCH in __init__.py). What arrives during a commit forms
+the next batch, so a busy process commits as often as the database allows and an
+idle one at once.
 
 The timeout protocol lives here: a job past its timeout is recorded by one
 backend operation (a ``Failure`` that keeps the lock), and the release of its
