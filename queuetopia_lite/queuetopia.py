@@ -181,6 +181,9 @@ class Queuetopia:
 
     def _insert(self, new: Sequence[NewJob], connection: Any) -> list[Job]:
         if connection is None:
+            check_writer = getattr(self.backend, "check_writer", None)
+            if check_writer is not None:  # inside q.transaction(): refused here, at once
+                check_writer()
             created = self._enqueuer.insert(new)
             self.notify()
             return created

@@ -16,6 +16,8 @@ import apsw
 import pytest
 
 from queuetopia_lite import InvalidJobError, JobState, Queuetopia
+from queuetopia_lite.sqlite import SQLiteBackend
+from queuetopia_lite.sqlite.connection import writer_lock
 
 from .conftest import wait_until
 from .recorder import Recorder
@@ -294,3 +296,44 @@ def test_sqlite3_driver_refuses_a_sqlite_without_returning(
         Queuetopia(db_path, driver="sqlite3")
     assert info.value.field == "driver"
     assert not os.path.exists(db_path)
+
+
+def test_create_job_without_connection_inside_a_transaction_is_refused_at_once(
+        tmp_path: Path, sqlite_driver: str) -> None:
+    """Even while another creator leads a batch of creators: the call is refused in its own
+    thread, before it joins that batch (whose writer would wait for this transaction's
+    write lock, then fail with a misleading "locked by another process")."""
+    path = os.fspath(tmp_path / "jobs.db")
+    q = Queuetopia(SQLiteBackend(path, durability="normal", driver=sqlite_driver,
+                                 busy_timeout=0.2))
+    lock = writer_lock(path)
+    lock.acquire()  # the other creator leads a batch and waits here
+    out: dict[str, object] = {}
+
+    def other() -> None:
+        try:
+            out["other"] = q.create_job("o", "noop").id
+        except BaseException as exc:
+            out["other"] = exc
+
+    leader = threading.Thread(target=other)
+    leader.start()
+    wait_until(lambda: q._enqueuer._combiner._busy, message="another creator leading")
+
+    def inside() -> None:
+        with q.transaction():
+            try:
+                out["inside"] = q.create_job("t", "noop").id
+            except BaseException as exc:
+                out["inside"] = exc
+
+    worker = threading.Thread(target=inside)
+    worker.start()
+    worker.join(30)
+    lock.release()
+    leader.join(30)
+    assert isinstance(out["inside"], InvalidJobError), out
+    assert "connection=conn" in str(out["inside"])
+    assert isinstance(out["other"], int), out  # it waited for the transaction, then wrote
+    assert [j.queue for j in q.list_jobs()] == ["o"]
+    q.close()

@@ -429,6 +429,14 @@ class SQLiteBackend:
         drivers.check_one_library(self.driver, self.path)
         return insert_in(conn, scope, jobs, now, self._conns.error)
 
+    def check_writer(self) -> None:
+        """Refuse a write from a thread inside ``transaction()``, in that thread and at once.
+
+        Its write may be run by another thread (creators share transactions), which
+        would wait for the write lock this thread's transaction holds.
+        """
+        self._conns.idle()
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Conn]:
         """This thread's connection in one write transaction: commit at the end,

@@ -172,7 +172,7 @@ class Connections:
         COMMIT, an error that ends it), every body of it fails with that error and
         nothing of it is stored. Each caller gets its own result or error.
         """
-        self._idle()  # this thread inside q.transaction(): refused here, not in another's
+        self.idle()  # this thread inside q.transaction(): refused here, not in another's
         def once() -> T:
             return cast(T, self._shared(body))
         return self._while_busy(once, self._locked)
@@ -191,7 +191,7 @@ class Connections:
         """Run the bodies in one transaction and settle each (see write)."""
         try:
             with GATE.passage(), writer_lock(self.path):
-                conn = self._idle()
+                conn = self.idle()
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     if len(batch) == 1:
@@ -236,7 +236,7 @@ class Connections:
     def begin(self) -> Conn:
         """This thread's connection inside a new BEGIN IMMEDIATE (retried while busy)."""
         def once() -> Conn:
-            conn = self._idle()
+            conn = self.idle()
             conn.execute("BEGIN IMMEDIATE")
             return conn
         return self._while_busy(once, self._locked)
@@ -257,7 +257,7 @@ class Connections:
             pause *= 2
         raise AssertionError("unreachable")
 
-    def _idle(self) -> Conn:
+    def idle(self) -> Conn:
         """This thread's connection, which must not be inside a transaction already."""
         conn = self.get()
         if drivers.in_transaction(conn):
