@@ -24,11 +24,12 @@ class Request:
     """One caller's part of a batch: ``done`` once the batch settled it, with
     ``error`` if it failed."""
 
-    __slots__ = ("_wake", "done", "error", "thread", "turn")
+    __slots__ = ("_wake", "done", "error", "taken", "thread", "turn")
 
     def __init__(self) -> None:
         self.thread = threading.get_ident()  # the caller's
         self.turn = False  # it leads the next batch (guarded by the combiner's lock)
+        self.taken = False  # a writer took it into a batch (guarded by the combiner's lock)
         self.done = False
         self.error: BaseException | None = None
         self._wake = threading.Lock()
@@ -78,8 +79,8 @@ class Combiner(Generic[R]):
             if not request.turn:
                 request._wake.acquire()  # done, or our turn: handed over by the writer
         except BaseException:  # a signal (Ctrl-C) while waiting
-            if self._leave(request):
-                raise  # never taken into a batch: nothing of it was written
+            if request.done or self._leave(request):
+                raise  # settled already, or never taken into a batch (nothing written)
             # Taken into a batch under way: only its writer can settle it, soon.
             _acquire_quietly(request._wake)
             raise
@@ -90,11 +91,15 @@ class Combiner(Generic[R]):
             with self._lock:
                 batch, self._waiting = self._waiting, []
                 self._last = len(batch)
+                for taken in batch:
+                    taken.taken = True
             write(batch)
         except BaseException as exc:
-            for unsettled in batch:
+            for unsettled in batch:  # the leader's own gets a Ctrl-C, the others an error
                 if not unsettled.done:
-                    unsettled.error, unsettled.done = exc, True
+                    unsettled.error = (exc if isinstance(exc, Exception)
+                                       or unsettled is request else _orphaned())
+                    unsettled.done = True
             if not isinstance(exc, Exception):  # Ctrl-C, SystemExit: the leader's own
                 raise
         finally:  # whatever happened, even a Ctrl-C in here: the turn passes on
@@ -105,7 +110,7 @@ class Combiner(Generic[R]):
         has already taken it into a batch. A turn it held passes on."""
         with self._lock:
             if request not in self._waiting:
-                return False
+                return not request.taken  # else never queued (interrupted before)
             self._waiting.remove(request)
             following = self._pass_turn() if request.turn else None
         if following is not None:
@@ -127,7 +132,9 @@ class Combiner(Generic[R]):
             _wake(following)  # the next writer first: it starts at once
         for other in batch:
             if other is not request:
-                _wake(other)
+                if not other.done:  # its writer was interrupted while settling the batch
+                    other.error, other.done = _orphaned(), True
+                _wake(other)  # never woken undone: it would take itself for the next writer
 
     def _pass_turn(self) -> R | None:
         """The request that writes next, marked so (lock held); None: nobody waits."""
@@ -142,6 +149,8 @@ class Combiner(Generic[R]):
         appends them to the list it was given, and settles them)."""
         with self._lock:
             late, self._waiting = self._waiting, []
+            for taken in late:
+                taken.taken = True
         return late
 
 
@@ -158,6 +167,15 @@ def _acquire_quietly(wake: threading.Lock) -> None:
     _quietly(wake.acquire)
 
 
+def settle_done(batch: Sequence[Request]) -> None:
+    """Mark every request of a written batch done, even if a signal lands meanwhile
+    (then raised once all are marked): none may be left for an error that is not its."""
+    def mark() -> None:
+        for request in batch:
+            request.done = True
+    _quietly(mark)
+
+
 def _quietly(action: Callable[[], object]) -> None:
     """Run ``action`` to its end: an exception a signal raises meanwhile runs it again
     (``action`` must be safe to repeat), then is raised."""
@@ -170,6 +188,15 @@ def _quietly(action: Callable[[], object]) -> None:
             interrupted = exc
     if interrupted is not None:
         raise interrupted
+
+def _orphaned() -> Exception:
+    """The error of a request whose writer was interrupted before settling it: whether
+    it was stored is unknown (as after any interrupted write)."""
+    from .errors import DatabaseError
+
+    return DatabaseError("(this process)", "the thread writing this batch was interrupted "
+                         "before it could tell how the write ended", retryable=True)
+
 
 def interrupted_elsewhere(location: str, exc: BaseException) -> Exception:
     """The error of a request whose batch another caller's Ctrl-C (or SystemExit) rolled

@@ -435,7 +435,7 @@ class SQLiteBackend:
         Its write may be run by another thread (creators share transactions), which
         would wait for the write lock this thread's transaction holds.
         """
-        self._conns.idle()
+        self._conns.check_idle()  # opens no connection: a thread with none has no transaction
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Conn]:

@@ -17,7 +17,7 @@ import time
 import weakref
 from typing import Callable, TypeVar, cast
 
-from ..combine import Combiner, Request, settle_interrupted
+from ..combine import Combiner, Request, settle_done, settle_interrupted
 from ..errors import DatabaseError, InvalidJobError
 from . import drivers, forkgate
 from .drivers import Conn
@@ -189,6 +189,8 @@ class Connections:
 
     def _write_batch(self, batch: list[_Write]) -> None:
         """Run the bodies in one transaction and settle each (see write)."""
+        committing = False
+        conn: Conn | None = None
         try:
             with GATE.passage(), writer_lock(self.path):
                 conn = self.idle()
@@ -208,18 +210,23 @@ class Connections:
                         batch += late
                         for request in late:
                             self._in_savepoint(conn, request)
+                    committing = True
                     conn.execute("COMMIT")
                 except BaseException:
                     if drivers.in_transaction(conn):
                         conn.execute("ROLLBACK")
                     raise
-        except BaseException as exc:  # rolled back: nothing of the batch is stored
-            for request in batch:
+        except BaseException as exc:
+            if (committing and not isinstance(exc, Exception) and conn is not None
+                    and not drivers.in_transaction(conn)):
+                # A Ctrl-C raised as the COMMIT returned: the batch is stored.
+                settle_done(batch)
+                raise
+            for request in batch:  # rolled back: nothing of the batch is stored
                 request.result = None
             settle_interrupted(batch, exc, lambda: self.path)  # a Ctrl-C: raised again here
             return
-        for request in batch:
-            request.done = True
+        settle_done(batch)
 
     @staticmethod
     def _in_savepoint(conn: Conn, request: _Write) -> None:
@@ -260,10 +267,14 @@ class Connections:
     def idle(self) -> Conn:
         """This thread's connection, which must not be inside a transaction already."""
         conn = self.get()
-        if drivers.in_transaction(conn):
-            raise InvalidJobError("connection", "this thread is inside q.transaction(): "
-                                  "pass connection=conn so that the write joins it")
+        _refuse_in_transaction(conn)
         return conn
+
+    def check_idle(self) -> None:
+        """Refuse if this thread's connection (if it has one yet) is inside a transaction."""
+        held: _Held | None = getattr(self._local, "held", None)
+        if held is not None and self._local.key == (os.getpid(), self._generation):
+            _refuse_in_transaction(held.conn)
 
     def _locked(self) -> DatabaseError:
         return DatabaseError(
@@ -298,3 +309,9 @@ class Connections:
                 except drivers.errors():
                     pass
         self._local.held = None
+
+
+def _refuse_in_transaction(conn: Conn) -> None:
+    if drivers.in_transaction(conn):
+        raise InvalidJobError("connection", "this thread is inside q.transaction(): "
+                              "pass connection=conn so that the write joins it")
