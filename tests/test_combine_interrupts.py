@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from queuetopia_lite import DatabaseError, Queuetopia, combine
+from queuetopia_lite import Queuetopia, combine
 from queuetopia_lite.combine import Combiner, Request
 from queuetopia_lite.sqlite.connection import Connections, writer_lock
 
