@@ -19,6 +19,8 @@ import threading
 import time
 from typing import Callable, Generic, Sequence, TypeVar
 
+from .errors import DatabaseError
+
 
 class Request:
     """One caller's part of a batch: ``done`` once the batch settled it, with
@@ -82,7 +84,7 @@ class Combiner(Generic[R]):
             if request.done or self._leave(request):
                 raise  # settled already, or never taken into a batch (nothing written)
             # Taken into a batch under way: only its writer can settle it, soon.
-            _acquire_quietly(request._wake)
+            _quietly(request._wake.acquire)  # later signals were already raised once
             raise
         if request.done:
             return
@@ -162,11 +164,6 @@ def _wake(request: Request) -> None:
         pass
 
 
-def _acquire_quietly(wake: threading.Lock) -> None:
-    """Acquire ``wake`` whatever signals arrive meanwhile (they were already raised once)."""
-    _quietly(wake.acquire)
-
-
 def settle_done(batch: Sequence[Request]) -> None:
     """Mark every request of a written batch done, even if a signal lands meanwhile
     (then raised once all are marked): none may be left for an error that is not its."""
@@ -189,20 +186,17 @@ def _quietly(action: Callable[[], object]) -> None:
     if interrupted is not None:
         raise interrupted
 
+
 def _orphaned() -> Exception:
     """The error of a request whose writer was interrupted before settling it: whether
     it was stored is unknown (as after any interrupted write)."""
-    from .errors import DatabaseError
-
     return DatabaseError("(this process)", "the thread writing this batch was interrupted "
                          "before it could tell how the write ended", retryable=True)
 
 
-def interrupted_elsewhere(location: str, exc: BaseException) -> Exception:
+def _interrupted_elsewhere(location: str, exc: BaseException) -> Exception:
     """The error of a request whose batch another caller's Ctrl-C (or SystemExit) rolled
     back: not its own failure, and worth trying again."""
-    from .errors import DatabaseError
-
     return DatabaseError(location, "the write was rolled back: the thread that ran it was "
                          f"interrupted ({type(exc).__name__})", retryable=True)
 
@@ -215,7 +209,7 @@ def settle_interrupted(batch: Sequence[Request], exc: BaseException,
     here = threading.get_ident()
     for request in batch:
         own = isinstance(exc, Exception) or request.thread == here
-        request.error = exc if own else interrupted_elsewhere(location(), exc)
+        request.error = exc if own else _interrupted_elsewhere(location(), exc)
         request.done = True
     if not isinstance(exc, Exception):
         raise exc

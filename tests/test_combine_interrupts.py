@@ -25,7 +25,7 @@ from .conftest import wait_until
 def test_a_ctrl_c_while_joining_the_combiner_does_not_hang_the_caller() -> None:
     """SIGINT lands while the main thread blocks in ``with self._lock`` (held briefly by
     another caller): Lock.acquire raises KeyboardInterrupt before the request is queued,
-    _leave says 'taken into a batch', and _acquire_quietly waits forever on _wake."""
+    _leave says "taken into a batch", and the caller waits forever on _wake."""
     c: Combiner[Request] = Combiner()
     handled = threading.Event()
     holding = threading.Event()
@@ -62,7 +62,7 @@ def test_a_ctrl_c_while_joining_the_combiner_does_not_hang_the_caller() -> None:
     finally:
         signal.signal(signal.SIGINT, old)
     assert handled.is_set()
-    assert not hung, "submit hung in _acquire_quietly after a Ctrl-C during `with self._lock`"
+    assert not hung, "submit hung waiting on _wake after a Ctrl-C during `with self._lock`"
 
 
 class _InterruptAfterAcquire:
@@ -121,7 +121,7 @@ def test_an_interrupt_just_after_a_done_request_is_woken_does_not_hang() -> None
         wrapper.real.release()  # rescue
         t.join(3)
     assert wrapper.fired
-    assert not alive, "the woken (done) request's caller hangs in _acquire_quietly"
+    assert not alive, "the woken (done) request's caller hangs waiting on _wake again"
 
 
 @pytest.mark.parametrize("where", ["after-commit", "settling-loop"])
