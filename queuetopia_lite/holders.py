@@ -44,18 +44,32 @@ def process_start(pid: int) -> int | None:
     return int(fields[19])  # field 22 of stat(5), counted from state (field 3)
 
 
-def _host_part() -> str | None:
-    """``<boot>.<pidns>`` of this process, or None where /proc cannot tell."""
+def boot_id() -> str | None:
+    """This boot's id (hex, no dashes), or None where /proc cannot tell."""
     try:
         with open(f"{_PROC}/sys/kernel/random/boot_id") as boot:
-            boot_id = boot.read().strip().replace("-", "")
-        namespace = os.readlink(f"{_PROC}/self/ns/pid")  # "pid:[4026531836]"
+            found = boot.read().strip().replace("-", "")
     except OSError:
         return None
-    inode = namespace[namespace.find("[") + 1:namespace.rfind("]")]
-    if not boot_id.isalnum() or not inode.isdigit():
+    return found if found.isalnum() else None
+
+
+def namespace_inode(kind: str) -> str | None:
+    """The inode of this process's ``kind`` namespace ("pid", "time"), or None."""
+    try:
+        link = os.readlink(f"{_PROC}/self/ns/{kind}")  # "pid:[4026531836]"
+    except OSError:
         return None
-    return f"{boot_id[:16]}.{inode}"
+    inode = link[link.find("[") + 1:link.rfind("]")]
+    return inode if inode.isdigit() else None
+
+
+def _host_part() -> str | None:
+    """``<boot>.<pidns>`` of this process, or None where /proc cannot tell."""
+    boot, inode = boot_id(), namespace_inode("pid")
+    if boot is None or inode is None:
+        return None
+    return f"{boot[:16]}.{inode}"
 
 
 def this_holder() -> str:

@@ -22,29 +22,21 @@ import time
 from typing import Callable
 
 from .backend import HostInstant
+from .holders import boot_id, namespace_inode
 
 HostClock = Callable[[], "HostInstant | None"]
 
-_PROC = "/proc"
 _key: tuple[int, str | None] | None = None  # (pid, key): read once per process
 
 
 def _read_key() -> str | None:
     if not hasattr(time, "CLOCK_BOOTTIME"):
         return None
-    try:
-        with open(f"{_PROC}/sys/kernel/random/boot_id") as boot:
-            boot_id = boot.read().strip().replace("-", "")
-    except OSError:
+    boot = boot_id()
+    if boot is None:
         return None
-    try:
-        namespace = os.readlink(f"{_PROC}/self/ns/time")  # "time:[4026531834]"
-        inode = namespace[namespace.find("[") + 1:namespace.rfind("]")]
-    except OSError:  # a kernel before time namespaces (5.6): one clock for all
-        inode = "0"
-    if not boot_id.isalnum() or not inode.isdigit():
-        return None
-    return f"{boot_id}.{inode}"
+    # No time namespace (a kernel before 5.6): one clock for all, "0".
+    return f"{boot}.{namespace_inode('time') or '0'}"
 
 
 def host_key() -> str | None:
