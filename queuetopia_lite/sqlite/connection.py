@@ -116,12 +116,19 @@ class Connections:
         self._writes_pid = os.getpid()
         forkgate.install()
 
+    def _held_here(self) -> _Held | None:
+        """This thread's connection if it has one of this process and generation."""
+        held: _Held | None = getattr(self._local, "held", None)
+        if held is not None and self._local.key == (os.getpid(), self._generation):
+            return held
+        return None
+
     def get(self) -> Conn:
         """This thread's connection, opened on first use (and anew after fork)."""
-        held: _Held | None = getattr(self._local, "held", None)
-        pid = os.getpid()
-        if held is not None and self._local.key == (pid, self._generation):
+        held = self._held_here()
+        if held is not None:
             return held.conn
+        pid = os.getpid()
         # A connection inherited through fork() shares file locks with the parent:
         # never touch it, not even to close it. Nor the lock: a parent's thread may
         # have held it at the fork, and the child has only this thread.
@@ -272,8 +279,8 @@ class Connections:
 
     def check_idle(self) -> None:
         """Refuse if this thread's connection (if it has one yet) is inside a transaction."""
-        held: _Held | None = getattr(self._local, "held", None)
-        if held is not None and self._local.key == (os.getpid(), self._generation):
+        held = self._held_here()
+        if held is not None:
             _refuse_in_transaction(held.conn)
 
     def _locked(self) -> DatabaseError:
