@@ -20,22 +20,10 @@ def _rates(n: int, enq: float, proc: float) -> Result:
             "e2e_per_s": rate(n, enq + proc), "n": n}
 
 
-def huey(n: int, workers: int, durability: str = "default") -> Result:
-    """huey SqliteHuey and its thread consumer (default settings).
-
-    durability "default" keeps huey's own (SQLite's default: FULL in WAL);
-    "normal" forces synchronous=NORMAL on its connections.
-    """
+def _huey_noop(n: int, storage: Any) -> tuple[Any, Any, threading.Event]:
+    """A SqliteHuey app on huey.db, its no-op task, and an event set by the n-th run."""
     from huey import Huey
-    from huey.storage import SqliteStorage
 
-    class NormalStorage(SqliteStorage):  # type: ignore[misc]
-        def _create_connection(self) -> sqlite3.Connection:
-            conn: sqlite3.Connection = super()._create_connection()
-            conn.execute("PRAGMA synchronous = NORMAL")
-            return conn
-
-    storage = NormalStorage if durability == "normal" else SqliteStorage
     app = Huey("bench", storage_class=storage, filename="huey.db")
     done = threading.Event()
     count = itertools.count(1)
@@ -45,6 +33,25 @@ def huey(n: int, workers: int, durability: str = "default") -> Result:
         if next(count) == n:
             done.set()
 
+    return app, noop, done
+
+
+def huey(n: int, workers: int, durability: str = "default") -> Result:
+    """huey SqliteHuey and its thread consumer (default settings).
+
+    durability "default" keeps huey's own (SQLite's default: FULL in WAL);
+    "normal" forces synchronous=NORMAL on its connections.
+    """
+    from huey.storage import SqliteStorage
+
+    class NormalStorage(SqliteStorage):  # type: ignore[misc]
+        def _create_connection(self) -> sqlite3.Connection:
+            conn: sqlite3.Connection = super()._create_connection()
+            conn.execute("PRAGMA synchronous = NORMAL")
+            return conn
+
+    storage = NormalStorage if durability == "normal" else SqliteStorage
+    app, noop, done = _huey_noop(n, storage)
     with Stopwatch() as enq:
         for i in range(n):
             noop(i)
@@ -106,18 +113,9 @@ def producers(n: int, threads: int, enqueue: Any) -> float:
 
 def huey_concurrent(n: int, producer_threads: int = 8, workers: int = 4) -> Result:
     """huey SqliteHuey at its default durability: producers and consumer at once."""
-    from huey import Huey
     from huey.storage import SqliteStorage
 
-    app = Huey("bench", storage_class=SqliteStorage, filename="huey.db")
-    done = threading.Event()
-    count = itertools.count(1)
-
-    @app.task()  # type: ignore[misc]
-    def noop(i: int) -> None:
-        if next(count) == n:
-            done.set()
-
+    app, noop, done = _huey_noop(n, SqliteStorage)
     consumer = app.create_consumer(workers=workers, worker_type="thread", periodic=False)
     consumer.start()
     with Stopwatch() as total:
