@@ -36,7 +36,7 @@ import urllib.request
 from typing import Callable, Sequence
 
 import apsw
-from _common import Result, Stopwatch, rate
+from _common import Result, Stopwatch, drop_job_indexes, rate
 
 from queuetopia_lite import Job, Queuetopia
 from queuetopia_lite.sqlite import SQLiteBackend
@@ -90,15 +90,12 @@ def build(path: str, jobs: int, queues: int) -> float:
     now = time.time()
     with Stopwatch() as sw:
         conn.execute("BEGIN IMMEDIATE")
-        indexes = conn.execute("SELECT name, sql FROM sqlite_schema WHERE type = 'index' "
-                               "AND tbl_name = 'qt_jobs' AND sql IS NOT NULL").fetchall()
-        for name, _ in indexes:
-            conn.execute(f"DROP INDEX {name}")
+        indexes = drop_job_indexes(conn)
         conn.execute(FILL_JOBS, {"jobs": jobs, "queues": queues, "scope": SCOPE,
                                  "t0": now - HISTORY - 60.0, "now": now, "done": DONE_SHARE,
                                  "ndone": DONE_SHARE * queues,
                                  "spread": HISTORY / (DONE_SHARE * queues)})
-        for _, sql in indexes:
+        for sql in indexes:
             conn.execute(sql)
         conn.execute(FILL_QUEUES, {"now": now})
         conn.execute("COMMIT")

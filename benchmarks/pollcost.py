@@ -14,7 +14,7 @@ import statistics
 import time
 
 import apsw
-from _common import Result, Stopwatch, peak_rss_mb, rate
+from _common import Result, Stopwatch, drop_job_indexes, peak_rss_mb, rate
 from qtl import CountingPerformer, process
 
 from queuetopia_lite import Queuetopia
@@ -47,14 +47,11 @@ def build(jobs: int, queues: int) -> Result:
     conn = apsw.Connection(DB)
     with Stopwatch() as sw:
         conn.execute("BEGIN IMMEDIATE")
-        indexes = conn.execute("SELECT name, sql FROM sqlite_schema WHERE type = 'index' "
-                               "AND tbl_name = 'qt_jobs' AND sql IS NOT NULL").fetchall()
-        for name, _ in indexes:
-            conn.execute(f"DROP INDEX {name}")
+        indexes = drop_job_indexes(conn)
         # scheduled a little in the past, in id order, so every head is due now
         args = {"jobs": jobs, "queues": queues, "scope": SCOPE, "t0": time.time() - 10.0}
         conn.execute(FILL_JOBS, args)
-        for _, sql in indexes:
+        for sql in indexes:
             conn.execute(sql)
         conn.execute(FILL_QUEUES)
         conn.execute("COMMIT")
