@@ -229,7 +229,7 @@ class SQLiteBackend:
     def renew(self, scope: str, claims: Sequence[Claim], until: float,
               host_until: HostInstant | None = None) -> list[Claim]:
         """Extend these claims' leases to ``until``; return the claims whose lock was lost."""
-        ends = host_args(host_until, 0.0)
+        ends = host_args(host_until, 0.0)  # host_until is the end itself: 0 s from it
 
         def body(conn: Conn) -> list[Claim]:
             lost = []
